@@ -1,0 +1,3 @@
+from ostream.cli import main
+
+main()
