@@ -1,0 +1,481 @@
+"""The command line: parse, check, build the request body, hand over to ostream.run."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from ostream import __version__
+from ostream.errors import ExitCode, OstreamError, Stop, UsageError, debug, report
+from ostream.output import Streams, Writer
+
+EXIT_CODES = """\b
+Exit status:
+  0    the stream completed (done: true) or the raw request succeeded
+  1    the server reported an error (HTTP status >= 400, or an error line)
+  2    usage error: bad option, no prompt, invalid JSON, unreadable file or stdin
+  3    cannot connect to the server (refused, unknown host, TLS failure)
+  4    model not found
+  5    protocol error: the stream ended before done: true, or a line was not JSON
+  124  timed out (--timeout)
+  130  interrupted by SIGINT (Ctrl-C)
+  141  stdout closed by the reader (broken pipe)
+  143  terminated by SIGTERM"""
+
+
+class _Group(TyperGroup):
+    """Usage errors as one line, `ostream: error: ...`, with exit status 2."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = result if isinstance(result, int) else 0
+        except Exception as exc:
+            if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+                raise
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            report(exc.format_message() + hint)
+            code = ExitCode.USAGE if exc.exit_code == 2 else exc.exit_code
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="ostream",
+    help="Stream answers from an Ollama server to stdout, Unix-pipe style.",
+    epilog=EXIT_CODES,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"ostream {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Stream answers from an Ollama server to stdout, Unix-pipe style."""
+
+
+# Options shared by generate and chat, declared once.
+PromptWords = Annotated[list[str] | None, typer.Argument(metavar="[PROMPT]...", show_default=False)]
+MessageWords = Annotated[
+    list[str] | None, typer.Argument(metavar="[MESSAGE]...", show_default=False)
+]
+Model = Annotated[
+    str | None,
+    typer.Option(
+        "-m",
+        "--model",
+        metavar="NAME",
+        show_default=False,
+        help="Model name (default: $OSTREAM_MODEL).",
+    ),
+]
+System = Annotated[
+    str | None, typer.Option("-s", "--system", metavar="TEXT", help="System prompt.")
+]
+Opts = Annotated[
+    list[str] | None,
+    typer.Option(
+        "-o",
+        "--option",
+        metavar="KEY=VALUE",
+        show_default=False,
+        help="Model option, repeatable; VALUE is JSON when it parses, else a string.",
+    ),
+]
+Format = Annotated[
+    str | None,
+    typer.Option(
+        "--format", metavar="json|SCHEMA", help="json, or a JSON schema inline or as @file.json."
+    ),
+]
+Think = Annotated[
+    str | None,
+    typer.Option(
+        "--think", metavar="true|false|low|medium|high|max", help="Ask for thinking, or not."
+    ),
+]
+HideThinking = Annotated[
+    bool, typer.Option("--hide-thinking", help="Do not show thinking on stderr.")
+]
+KeepAlive = Annotated[
+    str | None,
+    typer.Option(
+        "--keep-alive",
+        metavar="DURATION",
+        help="How long the model stays loaded: 5m, 1h30m, or seconds (0 unloads, -1 forever).",
+    ),
+]
+Images = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--image", metavar="PATH", show_default=False, help="Image file to attach, repeatable."
+    ),
+]
+Jsonl = Annotated[
+    bool, typer.Option("--jsonl", help="Write every object the server sends as one JSON line.")
+]
+Verbose = Annotated[
+    bool,
+    typer.Option("-v", "--verbose", help="Print timing and token statistics on stderr afterwards."),
+]
+Host = Annotated[
+    str | None,
+    typer.Option(
+        "--host",
+        metavar="URL",
+        show_default=False,
+        help="Ollama server (default: $OLLAMA_HOST, else http://127.0.0.1:11434).",
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        min=0.001,
+        show_default=False,
+        help="Limit for connecting and for each wait for data, the first token included "
+        "(default: 10s to connect, no limit on reading).",
+    ),
+]
+Retries = Annotated[
+    int,
+    typer.Option(
+        "--retries",
+        metavar="N",
+        min=0,
+        help="Retry a failed connection or a busy server (429/503) N times, "
+        "with backoff, before any output.",
+    ),
+]
+
+
+def _target(host: str | None, timeout: float | None, retries: int) -> Any:
+    from ostream.host import HostError, resolve
+    from ostream.run import Target
+
+    try:
+        base = resolve(host, os.environ)
+    except HostError as exc:
+        raise UsageError(str(exc)) from None
+    return Target(base, os.environ.get("OLLAMA_API_KEY") or None, timeout, retries)
+
+
+def _common_body(
+    model: str | None,
+    options: list[str] | None,
+    fmt: str | None,
+    think: str | None,
+    keep_alive: str | None,
+) -> dict[str, Any]:
+    from ostream import options as parse
+
+    name = model or os.environ.get("OSTREAM_MODEL")
+    if not name:
+        raise UsageError("no model: pass -m NAME or set OSTREAM_MODEL")
+    body: dict[str, Any] = {"model": name, "stream": True}
+    if options:
+        body["options"] = parse.parse_options(options)
+    if fmt is not None:
+        body["format"] = parse.parse_format(fmt)
+    if think is not None:
+        body["think"] = parse.parse_think(think)
+    if keep_alive is not None:
+        body["keep_alive"] = parse.parse_keep_alive(keep_alive)
+    return body
+
+
+def _prompt(words: list[str] | None, *, use_stdin: bool = True) -> str | None:
+    from ostream.prompt import assemble, read_stdin
+
+    piped = read_stdin(sys.stdin) if use_stdin else None
+    return assemble(piped, words or [])
+
+
+def _execute(action: Callable[[Writer], None]) -> None:
+    """Run `action` with the real streams; turn every failure into a message and a code."""
+    streams = Streams.from_sys()
+    code = execute(action, streams)
+    if code:
+        raise typer.Exit(int(code))
+
+
+def execute(action: Callable[[Writer], None], streams: Streams) -> ExitCode:
+    from ostream.signals import cancellable
+
+    try:
+        with cancellable():
+            action(Writer(streams))
+    except OstreamError as exc:
+        if debug():
+            raise
+        report(exc.message, _text(streams.stderr), color=streams.color)
+        return exc.code
+    except KeyboardInterrupt:
+        return ExitCode.INTERRUPTED
+    except Stop as stop:
+        return stop.code
+    except BrokenPipeError:
+        _silence_stdout()
+        return ExitCode.BROKEN_PIPE
+    return ExitCode.OK
+
+
+def _text(stream: Any) -> Any:
+    import io
+
+    if isinstance(stream, io.TextIOBase):
+        return stream
+    return io.TextIOWrapper(stream, encoding="utf-8", errors="replace", write_through=True)
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, point fd 1 at /dev/null so the exit-time flush cannot complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+@app.command(epilog=EXIT_CODES)
+def generate(
+    prompt: PromptWords = None,
+    model: Model = None,
+    system: System = None,
+    option: Opts = None,
+    format: Format = None,
+    think: Think = None,
+    hide_thinking: HideThinking = False,
+    keep_alive: KeepAlive = None,
+    image: Images = None,
+    jsonl: Jsonl = False,
+    verbose: Verbose = False,
+    host: Host = None,
+    timeout: TimeoutOpt = None,
+    retries: Retries = 2,
+) -> None:
+    """Complete a prompt (POST /api/generate), writing the answer as it arrives.
+
+    The prompt is the PROMPT words; text piped on stdin comes first, then a
+    blank line, then the words.
+    """
+
+    def action(writer: Writer) -> None:
+        from ostream.options import read_images
+        from ostream.run import stream_answer
+
+        target = _target(host, timeout, retries)
+        body = _common_body(model, option, format, think, keep_alive)
+        text = _prompt(prompt)
+        if text is None:
+            raise UsageError("no prompt: give PROMPT words or pipe text on stdin")
+        body["prompt"] = text
+        if system is not None:
+            body["system"] = system
+        if image:
+            body["images"] = read_images([str(p) for p in image])
+        stream_answer(
+            target,
+            "generate",
+            body,
+            writer,
+            jsonl=jsonl,
+            show_thinking=not hide_thinking,
+            verbose=verbose,
+        )
+
+    _execute(action)
+
+
+@app.command(epilog=EXIT_CODES)
+def chat(
+    message: MessageWords = None,
+    model: Model = None,
+    system: System = None,
+    history: Annotated[
+        Path | None,
+        typer.Option(
+            "--history",
+            metavar="FILE",
+            help="JSONL conversation file: sent first, and the new turn appended once it completes.",
+        ),
+    ] = None,
+    messages: Annotated[
+        str | None,
+        typer.Option(
+            "--messages",
+            metavar="FILE",
+            help="A whole conversation (JSONL or JSON array; - for stdin), sent as it is.",
+        ),
+    ] = None,
+    tools: Annotated[
+        Path | None,
+        typer.Option(
+            "--tools", metavar="FILE", help="JSON array of tool schemas the model may call."
+        ),
+    ] = None,
+    option: Opts = None,
+    format: Format = None,
+    think: Think = None,
+    hide_thinking: HideThinking = False,
+    keep_alive: KeepAlive = None,
+    image: Images = None,
+    jsonl: Jsonl = False,
+    verbose: Verbose = False,
+    host: Host = None,
+    timeout: TimeoutOpt = None,
+    retries: Retries = 2,
+) -> None:
+    """Send one user turn (POST /api/chat), writing the reply as it arrives.
+
+    The MESSAGE words (and piped stdin, first) form the user message.
+    """
+
+    def action(writer: Writer) -> None:
+        from ostream.conversation import append_turn, parse_messages, read_history
+        from ostream.options import load_tools, read_images, read_text
+        from ostream.prompt import read_stdin
+        from ostream.run import stream_answer
+
+        if history is not None and messages is not None:
+            raise UsageError("--history and --messages cannot be used together")
+        target = _target(host, timeout, retries)
+        body = _common_body(model, option, format, think, keep_alive)
+        conversation: list[dict[str, Any]] = []
+        if messages == "-":
+            conversation = parse_messages(read_stdin(sys.stdin) or "", "--messages -")
+        elif messages is not None:
+            conversation = parse_messages(read_text(messages, "--messages"), messages)
+        elif history is not None:
+            conversation = read_history(history)
+        text = _prompt(message, use_stdin=messages != "-")
+        if text is None and messages is None:
+            raise UsageError("no message: give MESSAGE words or pipe text on stdin")
+        turn: list[dict[str, Any]] = []
+        if text is not None:
+            user: dict[str, Any] = {"role": "user", "content": text}
+            if image:
+                user["images"] = read_images([str(p) for p in image])
+            turn.append(user)
+        elif image:
+            raise UsageError("--image needs a message to attach to")
+        prefix = [{"role": "system", "content": system}] if system is not None else []
+        body["messages"] = prefix + conversation + turn
+        if tools is not None:
+            body["tools"] = load_tools(str(tools))
+        reply = stream_answer(
+            target,
+            "chat",
+            body,
+            writer,
+            jsonl=jsonl,
+            show_thinking=not hide_thinking,
+            keep=history is not None,
+            verbose=verbose,
+        )
+        if history is not None:
+            try:
+                append_turn(history, [*turn, reply.message()])
+            except OSError as exc:
+                raise UsageError(f"--history: cannot write {history}: {exc}") from None
+
+    _execute(action)
+
+
+@app.command(epilog=EXIT_CODES)
+def raw(
+    path: Annotated[str, typer.Argument(help="API path.")] = "/api/generate",
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "-d",
+            "--data",
+            metavar="JSON|@FILE|-",
+            help="Request body: inline JSON, @file, or - for stdin (default: piped stdin).",
+        ),
+    ] = None,
+    method: Annotated[
+        str | None,
+        typer.Option(
+            "-X",
+            "--request",
+            metavar="METHOD",
+            help="HTTP method (default: POST with a body, GET without).",
+        ),
+    ] = None,
+    host: Host = None,
+    timeout: TimeoutOpt = None,
+    retries: Retries = 2,
+) -> None:
+    """Send a JSON body to any API path; copy the answer to stdout byte for byte."""
+
+    def action(writer: Writer) -> None:
+        import json
+
+        from ostream.options import read_bytes
+        from ostream.prompt import read_stdin
+        from ostream.run import raw_request
+
+        target = _target(host, timeout, retries)
+        body: bytes | None
+        if data == "-" or data is None:
+            piped = read_stdin(sys.stdin)
+            if data == "-" and piped is None:
+                raise UsageError("-d -: stdin is empty")
+            body = piped.encode("utf-8") if piped is not None else None
+        elif data.startswith("@"):
+            body = read_bytes(data[1:], "--data")
+        else:
+            body = data.encode("utf-8")
+        if body is not None:
+            try:
+                json.loads(body)
+            except ValueError as exc:
+                raise UsageError(f"the request body is not valid JSON: {exc}") from None
+        verb = (method or ("POST" if body is not None else "GET")).upper()
+        raw_request(target, verb, path, body, writer)
+
+    _execute(action)
+
+
+def main() -> None:
+    try:
+        app(prog_name="ostream")
+    except KeyboardInterrupt:
+        sys.exit(ExitCode.INTERRUPTED)
+    except Stop as stop:
+        sys.exit(stop.code)

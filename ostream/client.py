@@ -1,0 +1,224 @@
+"""The HTTP side: connect, send, hand out the body as it arrives, close on every path.
+
+requests is imported on first use, so `--help` and `--version` never pay for it.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import time
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from ostream import __version__
+from ostream.errors import ConnectError, ProtocolError, Timeout
+
+if TYPE_CHECKING:
+    import requests
+
+READ_SIZE = 1 << 16
+RETRY_STATUSES = frozenset({429, 503})
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+class Response:
+    """A streaming response whose connection is closed by `close()`, at once."""
+
+    def __init__(self, response: requests.Response, url: str, timeout: float | None) -> None:
+        self._response = response
+        self.url = url
+        self.status: int = response.status_code
+        self.reason: str = response.reason or ""
+        self.content_type: str = response.headers.get("content-type", "")
+        self.received = 0
+        self._timeout = timeout
+
+    def chunks(self) -> Iterator[bytes]:
+        """The body, one network read at a time, as soon as each read returns."""
+        from urllib3.exceptions import HTTPError, ReadTimeoutError
+
+        read1 = self._response.raw.read1
+        try:
+            while data := read1(READ_SIZE):
+                self.received += len(data)
+                yield data
+        except ReadTimeoutError:
+            phase = "between tokens" if self.received else "for the first token"
+            raise Timeout(
+                f"no data from the server for {self._timeout:g}s waiting {phase}"
+            ) from None
+        except HTTPError as exc:
+            raise ProtocolError(
+                f"the connection to {self.url} broke mid-stream: {_reason(exc)}"
+            ) from None
+
+    def read_all(self, limit: int = 1 << 20) -> bytes:
+        """Up to `limit` bytes of the body (for error answers)."""
+        parts: list[bytes] = []
+        size = 0
+        try:
+            for data in self.chunks():
+                parts.append(data)
+                size += len(data)
+                if size >= limit:
+                    break
+        except ProtocolError:
+            pass
+        return b"".join(parts)
+
+    def close(self) -> None:
+        # Closing the socket is how Ollama learns to stop generating.
+        try:
+            self._response.raw.close()
+        finally:
+            self._response.close()
+
+    def __enter__(self) -> Response:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Client:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float | None = None,
+        retries: int = 2,
+        backoff: float = 0.25,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url
+        self.api_key = api_key
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._sleep = sleep
+        self._session: requests.Session | None = None
+
+    def open(self, method: str, path: str, body: bytes | None = None) -> Response:
+        """Send the request; return once the status line and headers have arrived.
+
+        Connection failures and 429/503 answers are retried with exponential
+        backoff; nothing has been written anywhere yet when that happens.
+        """
+        attempt = 0
+        while True:
+            try:
+                response = self._send(method, path, body)
+            except ConnectError:
+                if attempt >= self.retries:
+                    raise
+            else:
+                if response.status not in RETRY_STATUSES or attempt >= self.retries:
+                    return response
+                response.close()
+            self._sleep(self.backoff * (2**attempt))
+            attempt += 1
+
+    def url(self, path: str) -> str:
+        return self.base_url + "/" + path.lstrip("/")
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+
+    def _send(self, method: str, path: str, body: bytes | None) -> Response:
+        import requests
+
+        if self._session is None:
+            self._session = requests.Session()
+        url = self.url(path)
+        headers = {
+            "User-Agent": f"ostream/{__version__}",
+            "Accept": "application/x-ndjson, application/json",
+            "Accept-Encoding": "identity",
+        }
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        connect = self.timeout if self.timeout is not None else DEFAULT_CONNECT_TIMEOUT
+        try:
+            response = self._session.request(
+                method,
+                url,
+                data=body,
+                headers=headers,
+                stream=True,
+                timeout=(connect, self.timeout),
+            )
+        except requests.exceptions.ConnectTimeout:
+            raise Timeout(f"timed out after {connect:g}s connecting to {self.base_url}") from None
+        except requests.exceptions.ReadTimeout:
+            raise Timeout(
+                f"no answer from {self.base_url} for {self.timeout:g}s waiting for the first token"
+            ) from None
+        except requests.exceptions.SSLError as exc:
+            raise ConnectError(
+                f"TLS failure connecting to {self.base_url}: {_reason(exc)}"
+            ) from None
+        except requests.exceptions.ConnectionError as exc:
+            if _is_refused_or_unreachable(exc):
+                raise ConnectError(f"cannot connect to {self.base_url}: {_reason(exc)}") from None
+            raise ProtocolError(
+                f"{self.base_url} closed the connection without answering: {_reason(exc)}"
+            ) from None
+        except requests.exceptions.InvalidURL as exc:
+            raise ConnectError(f"invalid URL {url}: {exc}") from None
+        return Response(response, url, self.timeout)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo.extend(a for a in current.args if isinstance(a, BaseException))
+        for linked in (current.__cause__, current.__context__, getattr(current, "reason", None)):
+            if isinstance(linked, BaseException):
+                todo.append(linked)
+
+
+def _is_refused_or_unreachable(exc: BaseException) -> bool:
+    from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+    return any(
+        isinstance(
+            c, (NewConnectionError, NameResolutionError, socket.gaierror, ConnectionRefusedError)
+        )
+        for c in _causes(exc)
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    """A short human reason from the depths of a requests/urllib3 exception chain."""
+    for cause in _causes(exc):
+        if isinstance(cause, socket.gaierror):
+            return "unknown host"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, OSError) and cause.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return "network unreachable"
+        if isinstance(cause, ConnectionResetError):
+            return "connection reset by the server"
+    text = str(exc)
+    if "NameResolutionError" in text or "Name or service not known" in text:
+        return "unknown host"
+    if "IncompleteRead" in text or "Connection broken" in text:
+        return "connection closed by the server"
+    return text.split(": ", 1)[-1][:200]

@@ -1,0 +1,88 @@
+"""Conversation files: reading JSONL or a JSON array, appending a turn atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ostream.errors import UsageError
+
+
+def parse_messages(text: str, source: str) -> list[dict[str, Any]]:
+    """A conversation held as a JSON array or as JSONL, one message object a line."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            messages = json.loads(stripped)
+        except ValueError as exc:
+            raise UsageError(f"{source}: invalid JSON: {exc}") from None
+    else:
+        messages = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                messages.append(json.loads(line))
+            except ValueError as exc:
+                raise UsageError(f"{source}:{number}: invalid JSON: {exc}") from None
+    for message in messages:
+        if not isinstance(message, dict) or "role" not in message:
+            raise UsageError(f"{source}: every message must be an object with a 'role'")
+    return messages  # type: ignore[no-any-return]
+
+
+def read_history(path: Path) -> list[dict[str, Any]]:
+    """The messages of a --history file; a missing file is an empty conversation."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise UsageError(f"--history: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"--history: {path} is not valid UTF-8") from None
+    return parse_messages(text, str(path))
+
+
+def append_turn(path: Path, messages: list[dict[str, Any]]) -> None:
+    """Append `messages` as JSONL lines, all or nothing.
+
+    The new file is written beside the old one and renamed over it, so a crash
+    or a signal at any moment leaves either the old file or the new one.
+    """
+    try:
+        old = path.read_bytes()
+    except FileNotFoundError:
+        old = b""
+    if old and not old.endswith(b"\n"):
+        old += b"\n"
+    new = b"".join(
+        json.dumps(m, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+        for m in messages
+    )
+    directory = path.parent
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(old + new)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.chmod(temp, path.stat().st_mode & 0o7777)
+        except FileNotFoundError:
+            os.chmod(temp, 0o666 & ~_umask())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,82 @@
+"""Exit codes, the error classes, and the one place that turns a failure into a message."""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+from typing import TextIO
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    SERVER_ERROR = 1
+    USAGE = 2
+    CONNECT = 3
+    MODEL_NOT_FOUND = 4
+    PROTOCOL = 5
+    TIMEOUT = 124
+    INTERRUPTED = 130
+    BROKEN_PIPE = 141
+    TERMINATED = 143
+
+
+class OstreamError(Exception):
+    """An expected failure: one line on stderr and an exit code, never a traceback."""
+
+    code: ExitCode = ExitCode.SERVER_ERROR
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(OstreamError):
+    code = ExitCode.USAGE
+
+
+class ServerError(OstreamError):
+    code = ExitCode.SERVER_ERROR
+
+
+class ConnectError(OstreamError):
+    code = ExitCode.CONNECT
+
+
+class ModelNotFound(OstreamError):
+    code = ExitCode.MODEL_NOT_FOUND
+
+
+class ProtocolError(OstreamError):
+    code = ExitCode.PROTOCOL
+
+
+class Timeout(OstreamError):
+    code = ExitCode.TIMEOUT
+
+
+class Stop(BaseException):
+    """Ends the run without a message: a signal or a closed stdout.
+
+    A BaseException, so no `except Exception` on the way up can swallow it.
+    """
+
+    def __init__(self, code: ExitCode) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def debug() -> bool:
+    return os.environ.get("OSTREAM_DEBUG", "") not in ("", "0")
+
+
+def report(message: str, stderr: TextIO | None = None, *, color: bool = False) -> None:
+    """Write `ostream: error: message` as one line on stderr."""
+    stream = stderr if stderr is not None else sys.stderr
+    one_line = " ".join(message.split())
+    prefix = "\x1b[1;31mostream: error:\x1b[0m" if color else "ostream: error:"
+    try:
+        stream.write(f"{prefix} {one_line}\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass

@@ -1,0 +1,97 @@
+"""Request options from the command line: parsed and checked, never sent half-valid."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from ostream.errors import UsageError
+
+THINK_LEVELS = ("low", "medium", "high", "max")
+_GO_DURATION = re.compile(r"[-+]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+")
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """`-o KEY=VALUE` pairs; VALUE is JSON when it parses as JSON, else a string."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"-o takes KEY=VALUE, not {pair!r}")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
+
+
+def parse_think(value: str) -> bool | str:
+    lowered = value.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in THINK_LEVELS:
+        return lowered
+    raise UsageError(f"--think takes true, false, {', '.join(THINK_LEVELS)}; not {value!r}")
+
+
+def parse_keep_alive(value: str) -> str | int | float:
+    """A Go duration ("5m", "1h30m") as a string; a plain number as seconds."""
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        if _GO_DURATION.fullmatch(text) and text not in ("-", "+"):
+            return text
+        raise UsageError(
+            f"--keep-alive takes a duration like 5m or 1h30m, or seconds; not {value!r}"
+        ) from None
+    return int(number) if number.is_integer() and "." not in text else number
+
+
+def parse_format(value: str) -> Any:
+    """`json`, or a JSON schema inline or as @file.json."""
+    if value.strip() == "json":
+        return "json"
+    schema = load_json(value, "--format")
+    if not isinstance(schema, dict):
+        raise UsageError("--format takes json or a JSON schema object")
+    return schema
+
+
+def load_json(value: str, what: str) -> Any:
+    """Inline JSON, or `@path` to a file holding it."""
+    text = read_text(value[1:], what) if value.startswith("@") else value
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{what}: invalid JSON: {exc}") from None
+
+
+def load_tools(path: str) -> list[Any]:
+    tools = load_json(path if path.startswith("@") else "@" + path, "--tools")
+    if not isinstance(tools, list):
+        raise UsageError("--tools: the file must hold a JSON array of tool schemas")
+    return tools
+
+
+def read_images(paths: list[str]) -> list[str]:
+    return [base64.b64encode(read_bytes(path, "--image")).decode("ascii") for path in paths]
+
+
+def read_bytes(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
+
+
+def read_text(path: str, what: str) -> str:
+    data = read_bytes(path, what)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{what}: {path} is not valid UTF-8") from None

@@ -1,0 +1,167 @@
+"""Writers: answer text and JSON lines to stdout, thinking and statistics to stderr.
+
+Everything is written as UTF-8 bytes to the binary streams and flushed at once,
+whatever the locale. On a terminal, control characters from the model are shown
+visibly instead of being interpreted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+# C0 controls except \t and \n, DEL, and the C1 controls: shown as ^X, ^? and <U+0080>.
+_VISIBLE: dict[int, str] = {c: "^" + chr(c + 64) for c in range(0x20) if c not in (9, 10)}
+_VISIBLE[0x7F] = "^?"
+_VISIBLE.update({c: f"<U+{c:04X}>" for c in range(0x80, 0xA0)})
+
+DIM, RESET = "\x1b[2m", "\x1b[0m"
+
+
+def visible(text: str) -> str:
+    """`text` with every control character that could drive a terminal made visible."""
+    return text.translate(_VISIBLE)
+
+
+@dataclass
+class Streams:
+    """The process's I/O as a command sees it; tests substitute their own."""
+
+    stdout: BinaryIO
+    stderr: BinaryIO
+    stdout_tty: bool
+    stderr_tty: bool
+    color: bool
+
+    @classmethod
+    def from_sys(cls) -> Streams:
+        stdout_tty = _isatty(sys.stdout)
+        stderr_tty = _isatty(sys.stderr)
+        return cls(
+            stdout=_binary(sys.stdout),
+            stderr=_binary(sys.stderr),
+            stdout_tty=stdout_tty,
+            stderr_tty=stderr_tty,
+            color=stderr_tty and "NO_COLOR" not in os.environ,
+        )
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _binary(stream: Any) -> BinaryIO:
+    buffer = getattr(stream, "buffer", None)
+    return buffer if buffer is not None else stream  # type: ignore[no-any-return]
+
+
+class Writer:
+    """Owns stdout and stderr for one run: encoding, flushing, terminal safety."""
+
+    def __init__(self, streams: Streams) -> None:
+        self.streams = streams
+        self._out = streams.stdout
+        self._err = streams.stderr
+        self._out_safe = streams.stdout_tty
+        self._err_safe = streams.stderr_tty
+        self.wrote_out = False
+        self._out_at_line_start = True
+        self._err_at_line_start = True
+
+    def text(self, text: str) -> None:
+        """Answer text, as it came, to stdout."""
+        if not text:
+            return
+        if not self._err_at_line_start:
+            self.end_thinking()
+        if self._out_safe:
+            text = visible(text)
+        self._write_out(text.encode("utf-8", "surrogateescape"))
+
+    def line(self, data: bytes) -> None:
+        """One whole line to stdout; `data` ends with b"\\n" or gets one."""
+        if not self._out_at_line_start:
+            data = b"\n" + data
+        if not data.endswith(b"\n"):
+            data += b"\n"
+        self._write_out(data)
+
+    def raw(self, data: bytes) -> None:
+        """Bytes to stdout unchanged."""
+        if data:
+            self._write_out(data)
+
+    def thinking(self, text: str) -> None:
+        if not text:
+            return
+        if self._err_safe:
+            text = visible(text)
+        if self.streams.color:
+            text = DIM + text + RESET
+        self._write_err(text.encode("utf-8", "surrogateescape"))
+
+    def end_thinking(self) -> None:
+        if not self._err_at_line_start:
+            self._write_err(b"\n")
+
+    def info(self, text: str) -> None:
+        """A finished message for the human on stderr."""
+        self.end_thinking()
+        self._write_err(text.encode("utf-8", "replace"))
+
+    def finish(self) -> None:
+        """End stdout with a newline if the answer did not."""
+        self.end_thinking()
+        if not self._out_at_line_start:
+            self._write_out(b"\n")
+
+    def _write_out(self, data: bytes) -> None:
+        self._out.write(data)
+        self._out.flush()
+        self.wrote_out = True
+        self._out_at_line_start = data.endswith(b"\n")
+
+    def _write_err(self, data: bytes) -> None:
+        self._err.write(data)
+        self._err.flush()
+        stripped = data[: -len(RESET)] if data.endswith(RESET.encode()) else data
+        self._err_at_line_start = stripped.endswith(b"\n")
+
+
+def format_stats(done: dict[str, Any]) -> str:
+    """`--verbose` statistics in the spirit of `ollama run --verbose`."""
+    rows: list[tuple[str, str]] = []
+
+    def duration(key: str, label: str) -> None:
+        value = done.get(key)
+        if isinstance(value, (int, float)):
+            rows.append((label, _seconds(value)))
+
+    def count_and_rate(count_key: str, duration_key: str, label: str) -> None:
+        count, nanos = done.get(count_key), done.get(duration_key)
+        if isinstance(count, int):
+            rows.append((f"{label} count", f"{count} token(s)"))
+        if isinstance(nanos, (int, float)):
+            rows.append((f"{label} duration", _seconds(nanos)))
+            if isinstance(count, int) and nanos > 0:
+                rows.append((f"{label} rate", f"{count / nanos * 1e9:.2f} tokens/s"))
+
+    duration("total_duration", "total duration")
+    duration("load_duration", "load duration")
+    count_and_rate("prompt_eval_count", "prompt_eval_duration", "prompt eval")
+    count_and_rate("eval_count", "eval_duration", "eval")
+    if isinstance(done.get("done_reason"), str):
+        rows.append(("done reason", done["done_reason"]))
+    return "".join(f"{label + ':':<22}{value}\n" for label, value in rows)
+
+
+def _seconds(nanos: float) -> str:
+    seconds = nanos / 1e9
+    if seconds >= 1:
+        return f"{seconds:.3f}s"
+    return f"{seconds * 1e3:.3f}ms"

@@ -1,0 +1,107 @@
+"""One request, start to finish: send it, check the status, stream the answer out.
+
+Every exit path closes the connection: that is what stops Ollama generating.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ostream.client import Client, Response
+from ostream.errors import ModelNotFound, ServerError
+from ostream.ndjson import excerpt
+from ostream.output import Writer, format_stats
+from ostream.stream import Kind, Reply, Streamer, copy_raw
+
+
+@dataclass
+class Target:
+    base_url: str
+    api_key: str | None = None
+    timeout: float | None = None
+    retries: int = 2
+
+    def client(self) -> Client:
+        return Client(
+            self.base_url, api_key=self.api_key, timeout=self.timeout, retries=self.retries
+        )
+
+
+def stream_answer(
+    target: Target,
+    kind: Kind,
+    body: dict[str, Any],
+    writer: Writer,
+    *,
+    jsonl: bool = False,
+    show_thinking: bool = True,
+    keep: bool = False,
+    verbose: bool = False,
+) -> Reply:
+    """POST `body` to /api/generate or /api/chat and write the answer as it arrives."""
+    payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    client = target.client()
+    try:
+        with client.open("POST", "/api/" + kind, payload) as response:
+            if response.status >= 400:
+                fail(response, writer, model=str(body.get("model", "")), jsonl=jsonl)
+            streamer = Streamer(kind, writer, jsonl=jsonl, show_thinking=show_thinking, keep=keep)
+            try:
+                reply = streamer.run(response.chunks())
+            finally:
+                if not jsonl:
+                    writer.finish()
+    finally:
+        client.close()
+    if verbose and reply.done is not None:
+        writer.info(format_stats(reply.done))
+    return reply
+
+
+def raw_request(target: Target, method: str, path: str, body: bytes | None, writer: Writer) -> None:
+    """Send `body` as it is and copy the answer to stdout byte for byte."""
+    client = target.client()
+    try:
+        with client.open(method, path, body) as response:
+            if response.status >= 400:
+                answer = response.read_all()
+                writer.raw(answer)
+                raise status_error(response, answer, model=None)
+            failure = copy_raw(response.chunks(), writer)
+            if failure is not None:
+                raise ServerError(failure)
+    finally:
+        client.close()
+
+
+def fail(response: Response, writer: Writer, *, model: str, jsonl: bool) -> None:
+    """Raise the error an HTTP status ≥ 400 stands for (the JSON body to stdout in --jsonl)."""
+    body = response.read_all(1 << 16)
+    if jsonl and _json_object(body) is not None:
+        writer.line(body.strip())
+    raise status_error(response, body, model=model)
+
+
+def status_error(response: Response, body: bytes, *, model: str | None) -> Exception:
+    obj = _json_object(body)
+    message = obj.get("error") if obj is not None else None
+    if response.status == 404 and isinstance(message, str):
+        if model:
+            return ModelNotFound(f"model '{model}' not found; try: ollama pull {model}")
+        return ModelNotFound(message)
+    status = f"{response.status} {response.reason}".strip()
+    if isinstance(message, str):
+        return ServerError(f"{message} (HTTP {status})")
+    if body.strip():
+        return ServerError(f"HTTP {status} from {response.url}: {excerpt(body.strip())}")
+    return ServerError(f"HTTP {status} from {response.url}")
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
