@@ -271,7 +271,7 @@ def _silence_stdout() -> None:
         pass
 
 
-@app.command(epilog=EXIT_CODES)
+@app.command()
 def generate(
     prompt: PromptWords = None,
     model: Model = None,
@@ -288,7 +288,7 @@ def generate(
     timeout: TimeoutOpt = None,
     retries: Retries = 2,
 ) -> None:
-    """Complete a prompt (POST /api/generate), writing the answer as it arrives.
+    """Stream the answer to a prompt (POST /api/generate).
 
     The prompt is the PROMPT words; text piped on stdin comes first, then a
     blank line, then the words.
@@ -321,7 +321,7 @@ def generate(
     _execute(action)
 
 
-@app.command(epilog=EXIT_CODES)
+@app.command()
 def chat(
     message: MessageWords = None,
     model: Model = None,
@@ -360,7 +360,7 @@ def chat(
     timeout: TimeoutOpt = None,
     retries: Retries = 2,
 ) -> None:
-    """Send one user turn (POST /api/chat), writing the reply as it arrives.
+    """Stream the reply to one chat turn (POST /api/chat).
 
     The MESSAGE words (and piped stdin, first) form the user message.
     """
@@ -416,9 +416,9 @@ def chat(
     _execute(action)
 
 
-@app.command(epilog=EXIT_CODES)
+@app.command()
 def raw(
-    path: Annotated[str, typer.Argument(help="API path.")] = "/api/generate",
+    path: Annotated[str, typer.Argument(metavar="[PATH]", help="API path.")] = "/api/generate",
     data: Annotated[
         str | None,
         typer.Option(
@@ -441,7 +441,10 @@ def raw(
     timeout: TimeoutOpt = None,
     retries: Retries = 2,
 ) -> None:
-    """Send a JSON body to any API path; copy the answer to stdout byte for byte."""
+    """Send JSON to any API path, copy the answer to stdout.
+
+    The answer goes to stdout byte for byte, line by line as it arrives.
+    """
 
     def action(writer: Writer) -> None:
         import json
