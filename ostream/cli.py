@@ -241,7 +241,7 @@ def execute(action: Callable[[Writer], None], streams: Streams) -> ExitCode:
     except OstreamError as exc:
         if debug():
             raise
-        report(exc.message, _text(streams.stderr), color=streams.color)
+        report(exc.message, streams.stderr, color=streams.color)
         return exc.code
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
@@ -251,14 +251,6 @@ def execute(action: Callable[[Writer], None], streams: Streams) -> ExitCode:
         _silence_stdout()
         return ExitCode.BROKEN_PIPE
     return ExitCode.OK
-
-
-def _text(stream: Any) -> Any:
-    import io
-
-    if isinstance(stream, io.TextIOBase):
-        return stream
-    return io.TextIOWrapper(stream, encoding="utf-8", errors="replace", write_through=True)
 
 
 def _silence_stdout() -> None:
@@ -331,7 +323,7 @@ def chat(
         typer.Option(
             "--history",
             metavar="FILE",
-            help="JSONL conversation file: sent first, and the new turn appended once it completes.",
+            help="JSONL conversation: sent first; the new turn is appended once it completes.",
         ),
     ] = None,
     messages: Annotated[

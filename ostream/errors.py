@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import os
 import sys
-from typing import TextIO
+from typing import Any, BinaryIO
 
 
 class ExitCode(enum.IntEnum):
@@ -70,13 +70,16 @@ def debug() -> bool:
     return os.environ.get("OSTREAM_DEBUG", "") not in ("", "0")
 
 
-def report(message: str, stderr: TextIO | None = None, *, color: bool = False) -> None:
+def report(message: str, stderr: BinaryIO | None = None, *, color: bool = False) -> None:
     """Write `ostream: error: message` as one line on stderr."""
-    stream = stderr if stderr is not None else sys.stderr
+    stream: Any = stderr
+    if stream is None:
+        sys.stderr.flush()
+        stream = getattr(sys.stderr, "buffer", sys.stderr)
     one_line = " ".join(message.split())
     prefix = "\x1b[1;31mostream: error:\x1b[0m" if color else "ostream: error:"
     try:
-        stream.write(f"{prefix} {one_line}\n")
+        stream.write(f"{prefix} {one_line}\n".encode("utf-8", "replace"))
         stream.flush()
     except (OSError, ValueError):
         pass

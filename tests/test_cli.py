@@ -1,0 +1,358 @@
+"""In-process: every option reaches the request body exactly, outputs and exit codes."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from ostream import __version__
+from ostream.cli import app
+from tests.fake_ollama import FakeOllama, Reply, Send, chat_chunks, gen_chunks, ndjson
+
+runner = CliRunner()
+
+
+def invoke(
+    server: FakeOllama | None,
+    *args: str,
+    input: str | bytes | None = None,
+    env: dict[str, str] | None = None,
+) -> Any:
+    base = {
+        "OLLAMA_HOST": server.url if server else "",
+        "OSTREAM_MODEL": "",
+        "OLLAMA_API_KEY": "",
+        "NO_COLOR": "1",
+    }
+    return runner.invoke(app, list(args), input=input, env={**base, **(env or {})})
+
+
+def sent(server: FakeOllama) -> dict[str, Any]:
+    body: dict[str, Any] = server.requests[-1].json
+    return body
+
+
+def test_version() -> None:
+    result = invoke(None, "--version")
+    assert result.exit_code == 0
+    assert result.stdout == f"ostream {__version__}\n"
+
+
+def test_generate_sends_every_option_exactly(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    image = tmp_path / "cat.png"
+    image.write_bytes(b"\x89PNG fake")
+    schema = tmp_path / "schema.json"
+    schema.write_text('{"type":"object"}')
+    result = invoke(
+        fake_ollama,
+        "generate",
+        "-m",
+        "llama3.1",
+        "-s",
+        "Be brief.",
+        "-o",
+        "temperature=0",
+        "-o",
+        'stop=["END"]',
+        "-o",
+        "name=x",
+        "--format",
+        f"@{schema}",
+        "--think",
+        "high",
+        "--keep-alive",
+        "1h30m",
+        "--image",
+        str(image),
+        "Tell",
+        "me",
+        "a story",
+    )
+    assert result.exit_code == 0, result.output
+    assert sent(fake_ollama) == {
+        "model": "llama3.1",
+        "stream": True,
+        "prompt": "Tell me a story",
+        "system": "Be brief.",
+        "options": {"temperature": 0, "stop": ["END"], "name": "x"},
+        "format": {"type": "object"},
+        "think": "high",
+        "keep_alive": "1h30m",
+        "images": [base64.b64encode(b"\x89PNG fake").decode()],
+    }
+    assert result.stdout == "echo: Tell me a story\n"
+
+
+def test_minimal_body_has_only_model_prompt_stream(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "generate", "-m", "m", "hi")
+    assert result.exit_code == 0
+    assert sent(fake_ollama) == {"model": "m", "stream": True, "prompt": "hi"}
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", 0), ("-1", -1), ("5m", "5m")])
+def test_keep_alive_numbers_are_numbers(
+    fake_ollama: FakeOllama, value: str, expected: object
+) -> None:
+    assert invoke(fake_ollama, "generate", "-m", "m", "--keep-alive", value, "x").exit_code == 0
+    assert sent(fake_ollama)["keep_alive"] == expected
+
+
+def test_format_json_and_think_false(fake_ollama: FakeOllama) -> None:
+    invoke(fake_ollama, "generate", "-m", "m", "--format", "json", "--think", "false", "x")
+    assert sent(fake_ollama)["format"] == "json"
+    assert sent(fake_ollama)["think"] is False
+
+
+def test_model_from_environment(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "generate", "hi", env={"OSTREAM_MODEL": "envmodel"})
+    assert result.exit_code == 0
+    assert sent(fake_ollama)["model"] == "envmodel"
+
+
+def test_missing_model_is_a_usage_error(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "generate", "hi")
+    assert result.exit_code == 2
+    assert result.stderr == "ostream: error: no model: pass -m NAME or set OSTREAM_MODEL\n"
+    assert fake_ollama.requests == []
+
+
+def test_stdin_then_words(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "generate", "-m", "m", "Summarize", input="line 1\nline 2\n")
+    assert result.exit_code == 0
+    assert sent(fake_ollama)["prompt"] == "line 1\nline 2\n\nSummarize"
+
+
+def test_no_prompt_is_a_usage_error_and_nothing_is_sent(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "generate", "-m", "m", input="")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("ostream: error: no prompt")
+    assert fake_ollama.requests == []
+
+
+def test_non_utf8_stdin_is_a_usage_error(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "generate", "-m", "m", input=b"caf\xe9")
+    assert result.exit_code == 2
+    assert "not valid UTF-8" in result.stderr
+    assert fake_ollama.requests == []
+
+
+def test_api_key_is_sent_as_bearer_and_never_printed(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "generate", "-m", "m", "hi", env={"OLLAMA_API_KEY": "s3cret"})
+    assert fake_ollama.requests[-1].headers["authorization"] == "Bearer s3cret"
+    assert "s3cret" not in result.output
+
+
+def test_no_authorization_header_without_a_key(fake_ollama: FakeOllama) -> None:
+    invoke(fake_ollama, "generate", "-m", "m", "hi")
+    assert "authorization" not in fake_ollama.requests[-1].headers
+
+
+def test_host_option_wins_over_environment(fake_ollama: FakeOllama) -> None:
+    result = runner.invoke(
+        app,
+        ["generate", "-m", "m", "--host", fake_ollama.url, "hi"],
+        env={"OLLAMA_HOST": "http://127.0.0.1:9"},
+    )
+    assert result.exit_code == 0
+    assert len(fake_ollama.requests) == 1
+
+
+def test_bad_host_is_a_usage_error() -> None:
+    result = invoke(None, "generate", "-m", "m", "--host", "http://h:99999", "hi")
+    assert result.exit_code == 2
+    assert "invalid host" in result.stderr
+
+
+def test_done_line_text_and_thinking(fake_ollama: FakeOllama) -> None:
+    fake_ollama.script(Reply(events=gen_chunks(["Hello"], thinking=["hmm"], done_text=" there")))
+    result = invoke(fake_ollama, "generate", "-m", "m", "hi")
+    assert result.exit_code == 0
+    assert result.stdout == "Hello there\n"
+    assert "hmm" in result.stderr
+    assert "hmm" not in result.stdout
+
+
+def test_hide_thinking(fake_ollama: FakeOllama) -> None:
+    fake_ollama.script(Reply(events=gen_chunks(["Hello"], thinking=["hmm"])))
+    result = invoke(fake_ollama, "generate", "-m", "m", "--hide-thinking", "hi")
+    assert (result.stdout, result.stderr) == ("Hello\n", "")
+
+
+def test_jsonl_writes_every_object_and_done_last(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "generate", "-m", "m", "--jsonl", "a b")
+    assert result.exit_code == 0
+    objects = [json.loads(line) for line in result.stdout.splitlines()]
+    assert "".join(o["response"] for o in objects) == "echo: a b"
+    assert objects[-1]["done"] is True
+    assert all(o["done"] is False for o in objects[:-1])
+    assert result.stdout.encode() == fake_ollama.requests[-1].sent_bytes
+
+
+def test_verbose_prints_statistics_on_stderr(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "generate", "-m", "m", "-v", "hi")
+    assert result.stdout == "echo: hi\n"
+    assert "eval count:" in result.stderr
+    assert "eval rate:" in result.stderr
+    assert "total duration:" in result.stderr
+
+
+def test_chat_sends_system_then_user(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    tools = tmp_path / "tools.json"
+    tools.write_text('[{"type":"function","function":{"name":"get_weather"}}]')
+    result = invoke(fake_ollama, "chat", "-m", "m", "-s", "sys", "--tools", str(tools), "Hi")
+    assert result.exit_code == 0
+    assert result.stdout == "echo: Hi\n"
+    body = sent(fake_ollama)
+    assert body["messages"] == [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "Hi"},
+    ]
+    assert body["tools"][0]["function"]["name"] == "get_weather"
+
+
+def test_chat_tool_calls_are_printed_as_json_lines(fake_ollama: FakeOllama) -> None:
+    calls = [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]
+    fake_ollama.script(Reply(events=chat_chunks([], tool_calls=calls)), path="/api/chat")
+    result = invoke(fake_ollama, "chat", "-m", "m", "weather?")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {
+        "tool_call": {"name": "get_weather", "arguments": {"city": "Paris"}}
+    }
+
+
+def test_history_is_sent_and_the_turn_appended(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    history = tmp_path / "talk.jsonl"
+    assert invoke(fake_ollama, "chat", "-m", "m", "--history", str(history), "One").exit_code == 0
+    assert invoke(fake_ollama, "chat", "-m", "m", "--history", str(history), "Two").exit_code == 0
+    assert sent(fake_ollama)["messages"] == [
+        {"role": "user", "content": "One"},
+        {"role": "assistant", "content": "echo: One"},
+        {"role": "user", "content": "Two"},
+    ]
+    lines = [json.loads(line) for line in history.read_text().splitlines()]
+    assert lines[-1] == {"role": "assistant", "content": "echo: Two"}
+    assert len(lines) == 4
+
+
+@pytest.mark.parametrize("model", ["error-mid", "truncated", "missing", "boom"])
+def test_failed_turn_leaves_history_byte_identical(
+    fake_ollama: FakeOllama, tmp_path: Path, model: str
+) -> None:
+    history = tmp_path / "talk.jsonl"
+    original = b'{"role":"user","content":"old"}\n{"role":"assistant","content":"reply"}'
+    history.write_bytes(original)
+    result = invoke(fake_ollama, "chat", "-m", model, "--history", str(history), "again")
+    assert result.exit_code != 0
+    assert history.read_bytes() == original
+
+
+def test_failed_first_turn_creates_no_history(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    history = tmp_path / "new.jsonl"
+    assert (
+        invoke(fake_ollama, "chat", "-m", "truncated", "--history", str(history), "x").exit_code
+        == 5
+    )
+    assert not history.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_messages_file_jsonl_and_array(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    conversation = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    as_array = tmp_path / "c.json"
+    as_array.write_text(json.dumps(conversation))
+    as_lines = tmp_path / "c.jsonl"
+    as_lines.write_text("".join(json.dumps(m) + "\n" for m in conversation))
+    invoke(fake_ollama, "chat", "-m", "m", "--messages", str(as_array), "next")
+    assert sent(fake_ollama)["messages"] == [*conversation, {"role": "user", "content": "next"}]
+    invoke(fake_ollama, "chat", "-m", "m", "--messages", str(as_lines))
+    assert sent(fake_ollama)["messages"] == conversation
+
+
+def test_messages_from_stdin(fake_ollama: FakeOllama) -> None:
+    result = invoke(
+        fake_ollama,
+        "chat",
+        "-m",
+        "m",
+        "--messages",
+        "-",
+        input='[{"role":"user","content":"from stdin"}]',
+    )
+    assert result.exit_code == 0
+    assert result.stdout == "echo: from stdin\n"
+
+
+def test_messages_and_history_together_is_a_usage_error(tmp_path: Path) -> None:
+    result = invoke(None, "chat", "-m", "m", "--messages", "-", "--history", "h.jsonl", "x")
+    assert result.exit_code == 2
+    assert "together" in result.stderr
+
+
+def test_raw_posts_the_body_unchanged(fake_ollama: FakeOllama) -> None:
+    body = '{"model":"m",  "prompt":"hi"}'
+    result = invoke(fake_ollama, "raw", "/api/generate", input=body)
+    assert result.exit_code == 0
+    request = fake_ollama.requests[-1]
+    assert (request.method, request.path, request.body) == ("POST", "/api/generate", body.encode())
+    assert result.stdout.encode() == request.sent_bytes
+
+
+def test_raw_get_without_body_and_method_override(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "raw", "/api/tags")
+    assert result.exit_code == 0
+    assert "llama3.1" in json.loads(result.stdout)["models"][0]["name"]
+    assert fake_ollama.requests[-1].method == "GET"
+    invoke(fake_ollama, "raw", "/api/delete", "-X", "delete", "-d", '{"model":"m"}')
+    assert fake_ollama.requests[-1].method == "DELETE"
+
+
+def test_raw_data_from_file(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    (tmp_path / "b.json").write_text('{"model":"m"}')
+    result = invoke(fake_ollama, "raw", "/api/pull", "-d", f"@{tmp_path / 'b.json'}")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout.splitlines()[-1]) == {"status": "success"}
+
+
+def test_raw_invalid_json_is_a_usage_error_and_nothing_sent(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "raw", "-d", "{not json")
+    assert result.exit_code == 2
+    assert "not valid JSON" in result.stderr
+    assert fake_ollama.requests == []
+
+
+def test_raw_error_status_body_goes_to_stdout(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "raw", "/api/nope")
+    assert result.exit_code == 1
+    assert result.stdout == "404 page not found"
+    assert result.stderr.startswith("ostream: error: HTTP 404")
+
+
+def test_raw_missing_model_is_exit_4(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "raw", "/api/generate", "-d", '{"model":"missing"}')
+    assert result.exit_code == 4
+    assert json.loads(result.stdout)["error"] == "model 'missing' not found"
+
+
+def test_unknown_option_is_one_line_exit_2() -> None:
+    result = invoke(None, "generate", "--bogus")
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("ostream: error: No such option: --bogus")
+
+
+def test_error_statuses_in_jsonl_are_written_as_a_line(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "generate", "-m", "missing", "--jsonl", "x")
+    assert result.exit_code == 4
+    assert json.loads(result.stdout) == {"error": "model 'missing' not found"}
+
+
+def test_multibyte_split_and_control_chars_in_a_pipe(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "generate", "-m", "split-utf8", "x")
+    assert result.stdout == "héllo wörld ✓ 🎉\n"
+    fake_ollama.script(Reply(events=[Send(ndjson({"response": "\x1b[2J", "done": True}))]))
+    assert invoke(fake_ollama, "generate", "-m", "m", "x").stdout == "\x1b[2J\n"
