@@ -1,0 +1,88 @@
+"""Helpers for running ostream as a real process against the fake server."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def env_for(url: str, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OLLAMA_", "OSTREAM_", "PYTHON")) and k != "NO_COLOR"
+    }
+    env.update(OLLAMA_HOST=url, PYTHONPATH=ROOT, **extra)
+    return env
+
+
+def spawn(
+    args: list[str],
+    url: str,
+    *,
+    stdin: Any = subprocess.DEVNULL,
+    env: dict[str, str] | None = None,
+    stdout: Any = subprocess.PIPE,
+    preexec_fn: Callable[[], None] | None = None,
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ostream", *args],
+        stdin=stdin,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        env=env if env is not None else env_for(url),
+        preexec_fn=preexec_fn,
+    )
+
+
+def run(
+    args: list[str],
+    url: str,
+    *,
+    input: bytes | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "ostream", *args],
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        capture_output=True,
+        env=env if env is not None else env_for(url),
+        timeout=timeout,
+    )
+
+
+def read_until(stream: IO[bytes], predicate: Callable[[bytes], bool], timeout: float = 10) -> bytes:
+    """Read what the process writes until `predicate(all_so_far)`; fail after `timeout`."""
+    fd = stream.fileno()
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not predicate(data):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"timed out waiting; got {data!r}")
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise AssertionError(f"EOF while waiting; got {data!r}")
+            data += chunk
+    return data
+
+
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def assert_quiet_stderr(stderr: bytes) -> None:
+    assert b"Traceback" not in stderr
+    assert b"Exception ignored" not in stderr

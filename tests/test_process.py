@@ -1,0 +1,338 @@
+"""Real processes: pipes, stdin, locale, latency, signals, exit codes, broken pipes."""
+
+from __future__ import annotations
+
+import os
+import pty
+import signal
+import socket
+import subprocess
+import threading
+
+import pytest
+
+from tests.fake_ollama import FakeOllama, Reply, Send, Stall, Wait, gen_chunks, ndjson
+from tests.proc import (
+    assert_quiet_stderr,
+    env_for,
+    ignore_sigint,
+    read_until,
+    run,
+    spawn,
+)
+
+LEAVE = 5.0  # generous bound for "the client closed the connection"; not a speed assertion
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- streaming and pipes -------------------------------------------------------------------
+
+
+def test_each_token_reaches_a_pipe_before_the_next_is_sent(fake_ollama: FakeOllama) -> None:
+    gates = [threading.Event() for _ in range(3)]
+    events = []
+    for i, gate in enumerate(gates):
+        events += [Send(ndjson({"response": f"tok{i} ", "done": False})), Wait(gate, 10)]
+    events.append(Send(ndjson({"response": "", "done": True})))
+    fake_ollama.script(Reply(events=events))
+    proc = spawn(["generate", "-m", "m", "hi"], fake_ollama.url)
+    assert proc.stdout is not None
+    seen = b""
+    for i, gate in enumerate(gates):
+        seen += read_until(proc.stdout, lambda d, i=i: f"tok{i} ".encode() in d)
+        gate.set()
+    out, err = proc.communicate(timeout=10)
+    assert seen + out == b"tok0 tok1 tok2 \n"
+    assert proc.returncode == 0
+    assert err == b""
+
+
+def test_jsonl_lines_reach_a_pipe_one_by_one(fake_ollama: FakeOllama) -> None:
+    gate = threading.Event()
+    first = ndjson({"response": "a", "done": False})
+    fake_ollama.script(
+        Reply(events=[Send(first), Wait(gate, 10), Send(ndjson({"response": "", "done": True}))])
+    )
+    proc = spawn(["generate", "-m", "m", "--jsonl", "hi"], fake_ollama.url)
+    assert proc.stdout is not None
+    assert read_until(proc.stdout, lambda d: d.endswith(b"\n")) == first
+    gate.set()
+    proc.communicate(timeout=10)
+    assert proc.returncode == 0
+
+
+def test_piped_stdin_then_words(fake_ollama: FakeOllama) -> None:
+    result = run(
+        ["generate", "-m", "m", "Write a commit message"],
+        fake_ollama.url,
+        input=b"diff --git a/f b/f\n+x\n",
+    )
+    assert result.returncode == 0
+    assert fake_ollama.requests[-1].json["prompt"] == (
+        "diff --git a/f b/f\n+x\n\nWrite a commit message"
+    )
+    assert result.stdout.startswith(b"echo: diff --git")
+
+
+def test_no_prompt_with_empty_stdin_is_exit_2(fake_ollama: FakeOllama) -> None:
+    result = run(["generate", "-m", "m"], fake_ollama.url, input=b"")
+    assert result.returncode == 2
+    assert result.stderr.startswith(b"ostream: error: no prompt")
+    assert fake_ollama.requests == []
+
+
+def test_non_utf8_stdin_is_exit_2(fake_ollama: FakeOllama) -> None:
+    result = run(["generate", "-m", "m", "x"], fake_ollama.url, input=b"\xff\xfe bad")
+    assert result.returncode == 2
+    assert b"not valid UTF-8" in result.stderr
+    assert fake_ollama.requests == []
+
+
+@pytest.mark.parametrize("locale", ["C", "POSIX"])
+def test_output_is_utf8_whatever_the_locale(fake_ollama: FakeOllama, locale: str) -> None:
+    env = env_for(fake_ollama.url, LC_ALL=locale, LANG=locale)
+    result = run(["generate", "-m", "split-utf8", "x"], fake_ollama.url, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "héllo wörld ✓ 🎉\n".encode()
+
+
+def test_utf8_prompt_under_c_locale(fake_ollama: FakeOllama) -> None:
+    env = env_for(fake_ollama.url, LC_ALL="C")
+    result = run(["generate", "-m", "m", "héllo ✓"], fake_ollama.url, env=env)
+    assert result.returncode == 0
+    assert fake_ollama.requests[-1].json["prompt"] == "héllo ✓"
+    assert result.stdout == "echo: héllo ✓\n".encode()
+
+
+@pytest.mark.parametrize("model", ["close", "multi", "done-text"])
+def test_framings_give_the_whole_answer(fake_ollama: FakeOllama, model: str) -> None:
+    result = run(["generate", "-m", model, "one two three"], fake_ollama.url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"echo: one two three\n"
+
+
+@pytest.mark.slow
+def test_a_50_mb_line(fake_ollama: FakeOllama) -> None:
+    result = run(
+        ["generate", "-m", "huge", "-o", "fake_size=50000000", "x"], fake_ollama.url, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-300:]
+    assert len(result.stdout) == 50_000_001
+    assert result.stdout.strip(b"x") == b"\n"
+
+
+def test_thinking_to_stderr_in_a_pipe(fake_ollama: FakeOllama) -> None:
+    result = run(["generate", "-m", "think", "q"], fake_ollama.url)
+    assert result.returncode == 0
+    assert result.stdout == b"echo: q\n"
+    assert b"think" in result.stderr.lower()
+    assert b"\x1b" not in result.stderr  # no colour when stderr is not a terminal
+
+
+def test_control_characters_pass_unchanged_into_a_pipe(fake_ollama: FakeOllama) -> None:
+    result = run(["generate", "-m", "control", "x"], fake_ollama.url)
+    assert b"\x1b]0;pwned\x07" in result.stdout
+    assert b"\x1b[2J" in result.stdout
+
+
+def test_control_characters_are_visible_on_a_terminal(fake_ollama: FakeOllama) -> None:
+    master, slave = pty.openpty()
+    proc = spawn(["generate", "-m", "control", "x"], fake_ollama.url, stdout=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=10)
+    os.close(master)
+    shown = b"".join(chunks)
+    assert proc.returncode == 0
+    assert b"\x1b" not in shown
+    assert b"\x07" not in shown
+    assert b"\xc2\x9b" not in shown
+    assert b"^[]0;pwned^G" in shown
+    assert b"^[[2J" in shown
+
+
+# --- exit codes ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "code", "message"),
+    [
+        ("m", 0, None),
+        ("missing", 4, "model 'missing' not found; try: ollama pull missing"),
+        ("old-missing", 4, "model 'old-missing' not found"),
+        ("boom", 1, "llama runner process has terminated (HTTP 500"),
+        ("html", 1, "502 Bad Gateway"),
+        ("error-mid", 1, "an error was encountered while running the model"),
+        ("truncated", 5, "stream ended before the model finished"),
+        ("drop", 5, "broke mid-stream"),
+        ("notjson", 5, "not JSON: 'this is not json'"),
+        ("busy", 1, "server busy"),
+    ],
+)
+def test_exit_codes(fake_ollama: FakeOllama, model: str, code: int, message: str | None) -> None:
+    result = run(["generate", "-m", model, "--retries", "0", "hello"], fake_ollama.url)
+    assert result.returncode == code, result.stderr
+    assert_quiet_stderr(result.stderr)
+    if message is None:
+        assert result.stderr == b""
+    else:
+        assert result.stderr.startswith(b"ostream: error: ")
+        assert result.stderr.count(b"\n") == 1
+        assert message.encode() in result.stderr
+
+
+def test_partial_output_is_kept_on_a_mid_stream_error(fake_ollama: FakeOllama) -> None:
+    result = run(["generate", "-m", "error-mid", "a b c d e f"], fake_ollama.url)
+    assert result.returncode == 1
+    assert result.stdout.startswith(b"echo:")
+    assert result.stdout.endswith(b"\n")
+
+
+def test_cannot_connect_names_the_url_exit_3() -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    result = run(["generate", "-m", "m", "--retries", "0", "hi"], url)
+    assert result.returncode == 3
+    assert (
+        result.stderr == f"ostream: error: cannot connect to {url}: connection refused\n".encode()
+    )
+
+
+def test_unknown_host_exit_3() -> None:
+    result = run(
+        ["generate", "-m", "m", "--retries", "0", "--host", "nonexistent.invalid", "x"], ""
+    )
+    assert result.returncode == 3
+    assert b"cannot connect to http://nonexistent.invalid:11434" in result.stderr
+    assert_quiet_stderr(result.stderr)
+
+
+def test_busy_server_is_retried_before_output(fake_ollama: FakeOllama) -> None:
+    result = run(["generate", "-m", "busy-once", "hi"], fake_ollama.url)
+    assert result.returncode == 0
+    assert result.stdout == b"echo: hi\n"
+    assert len(fake_ollama.requests) == 2
+
+
+def test_timeout_waiting_for_the_first_token(fake_ollama: FakeOllama) -> None:
+    result = run(["generate", "-m", "stall", "--timeout", "0.5", "hi"], fake_ollama.url)
+    assert result.returncode == 124
+    assert b"first token" in result.stderr
+    assert result.stderr.count(b"\n") == 1
+    assert fake_ollama.requests[-1].left.wait(LEAVE)
+
+
+def test_timeout_between_tokens_keeps_output(fake_ollama: FakeOllama) -> None:
+    result = run(
+        ["generate", "-m", "stall", "-o", "fake_tokens_before=2", "--timeout", "0.5", "hi"],
+        fake_ollama.url,
+    )
+    assert result.returncode == 124
+    assert b"between tokens" in result.stderr
+    assert result.stdout.startswith(b"echo:")
+    assert fake_ollama.requests[-1].left.wait(LEAVE)
+
+
+def test_no_read_timeout_by_default(fake_ollama: FakeOllama) -> None:
+    gate = threading.Event()
+    fake_ollama.script(Reply(events=[Wait(gate, 20), *gen_chunks(["late"])]))
+    proc = spawn(["generate", "-m", "m", "hi"], fake_ollama.url)
+    fake_ollama.wait_for_request()
+    try:
+        proc.wait(timeout=2)
+        pytest.fail("ostream gave up on a slow first token")
+    except subprocess.TimeoutExpired:
+        pass
+    gate.set()
+    out, _ = proc.communicate(timeout=10)
+    assert (proc.returncode, out) == (0, b"late\n")
+
+
+# --- signals and broken pipes --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_while_the_model_loads(fake_ollama: FakeOllama, signum: int, code: int) -> None:
+    proc = spawn(["generate", "-m", "stall", "hi"], fake_ollama.url)
+    request = fake_ollama.wait_for_request()
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == code
+    assert (out, err) == (b"", b"")
+    assert request.left.wait(LEAVE)
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_mid_stream_keeps_output(fake_ollama: FakeOllama, signum: int, code: int) -> None:
+    fake_ollama.script(
+        Reply(events=[Send(ndjson({"response": "partial", "done": False})), Stall(30)])
+    )
+    proc = spawn(["generate", "-m", "m", "hi"], fake_ollama.url)
+    assert proc.stdout is not None
+    got = read_until(proc.stdout, lambda d: b"partial" in d)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == code
+    assert got + out in (b"partial", b"partial\n")
+    assert err == b""
+    assert fake_ollama.requests[-1].left.wait(LEAVE)
+
+
+def test_signal_while_retrying_to_connect() -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    proc = spawn(["generate", "-m", "m", "--retries", "10", "hi"], url)
+    threading.Event().wait(0.8)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130
+    assert err == b""
+
+
+def test_ignored_sigint_stays_ignored(fake_ollama: FakeOllama) -> None:
+    proc = spawn(["generate", "-m", "stall", "hi"], fake_ollama.url, preexec_fn=ignore_sigint)
+    request = fake_ollama.wait_for_request()
+    proc.send_signal(signal.SIGINT)
+    assert not request.left.wait(0.5)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=10)
+    assert proc.returncode == 143
+    assert request.left.wait(LEAVE)
+
+
+def test_broken_pipe_exits_141_silently_and_closes(fake_ollama: FakeOllama) -> None:
+    proc = spawn(["generate", "-m", "burst", "-o", "fake_tokens=100000", "hi"], fake_ollama.url)
+    assert proc.stdout is not None and proc.stderr is not None
+    read_until(proc.stdout, lambda d: len(d) >= 100)
+    proc.stdout.close()  # like `| head -c 100`
+    err = proc.stderr.read()
+    proc.wait(timeout=10)
+    assert proc.returncode == 141
+    assert err == b""
+    assert fake_ollama.requests[-1].left.wait(LEAVE)
+
+
+def test_broken_pipe_in_a_shell_pipeline(fake_ollama: FakeOllama) -> None:
+    import sys
+
+    script = (
+        f'"{sys.executable}" -m ostream generate -m burst -o fake_tokens=100000 hi '
+        '| head -c 10; echo " ${PIPESTATUS[0]}"'
+    )
+    result = subprocess.run(
+        ["bash", "-c", script], capture_output=True, env=env_for(fake_ollama.url), timeout=30
+    )
+    assert result.stdout == b"tok tok to 141\n"
+    assert result.stderr == b""
