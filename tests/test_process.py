@@ -295,7 +295,7 @@ def test_signal_while_retrying_to_connect() -> None:
     proc = spawn(["generate", "-m", "m", "--retries", "10", "hi"], url)
     threading.Event().wait(0.8)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=10)
+    _, err = proc.communicate(timeout=10)
     assert proc.returncode == 130
     assert err == b""
 
