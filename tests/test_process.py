@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import signal
@@ -336,3 +337,72 @@ def test_broken_pipe_in_a_shell_pipeline(fake_ollama: FakeOllama) -> None:
     )
     assert result.stdout == b"tok tok to 141\n"
     assert result.stderr == b""
+
+
+def full_backlog() -> tuple[socket.socket, list[socket.socket]]:
+    """A listening socket whose accept queue is full: new connects hang (SYNs dropped)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        sock = socket.socket()
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            sock.connect(("127.0.0.1", port))
+        fillers.append(sock)
+    threading.Event().wait(0.2)
+    return server, fillers
+
+
+def test_timeout_while_connecting() -> None:
+    server, fillers = full_backlog()
+    try:
+        url = f"http://127.0.0.1:{server.getsockname()[1]}"
+        result = run(["generate", "-m", "m", "--retries", "0", "--timeout", "0.5", "x"], url)
+    finally:
+        for sock in [server, *fillers]:
+            sock.close()
+    assert result.returncode == 124
+    assert result.stderr == f"ostream: error: timed out after 0.5s connecting to {url}\n".encode()
+
+
+def test_sigint_while_connecting() -> None:
+    server, fillers = full_backlog()
+    try:
+        url = f"http://127.0.0.1:{server.getsockname()[1]}"
+        proc = spawn(["generate", "-m", "m", "--retries", "0", "x"], url)
+        threading.Event().wait(0.7)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        for sock in [server, *fillers]:
+            sock.close()
+    assert proc.returncode == 130
+    assert err == b""
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["generate", "--help"]])
+def test_version_and_help_do_not_import_requests(args: list[str]) -> None:
+    import sys
+
+    code = (
+        "import sys, runpy; sys.argv = ['ostream', *sys.argv[1:]]\n"
+        "try:\n    runpy.run_module('ostream', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "sys.stderr.write(str('requests' in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, env=env_for(""), timeout=30
+    )
+    assert result.stdout
+    assert result.stderr.endswith(b"False")
+
+
+def test_debug_variable_shows_the_traceback(fake_ollama: FakeOllama) -> None:
+    env = env_for(fake_ollama.url, OSTREAM_DEBUG="1")
+    result = run(["generate", "-m", "missing", "x"], fake_ollama.url, env=env)
+    assert result.returncode != 0
+    assert b"Traceback" in result.stderr

@@ -1,0 +1,87 @@
+"""The HTTP client's retry policy and timeouts, in-process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ostream import client as client_module
+from ostream.client import Client
+from ostream.errors import ConnectError
+from tests.fake_ollama import FakeOllama
+
+
+class FakeResponse:
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def scripted(outcomes: list[Any]) -> tuple[Client, list[float]]:
+    sleeps: list[float] = []
+    client = Client("http://x", retries=3, backoff=0.25, sleep=sleeps.append)
+
+    def send(method: str, path: str, body: bytes | None) -> Any:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    client._send = send  # type: ignore[method-assign]
+    return client, sleeps
+
+
+def test_connection_failures_are_retried_with_exponential_backoff() -> None:
+    final = FakeResponse(200)
+    client, sleeps = scripted([ConnectError("a"), ConnectError("b"), final])
+    assert client.open("POST", "/api/generate") is final
+    assert sleeps == [0.25, 0.5]
+
+
+def test_busy_answers_are_retried_and_closed() -> None:
+    busy = [FakeResponse(503), FakeResponse(429)]
+    client, sleeps = scripted([*busy, FakeResponse(200)])
+    assert client.open("POST", "/").status == 200
+    assert all(r.closed for r in busy)
+    assert sleeps == [0.25, 0.5]
+
+
+def test_retries_run_out() -> None:
+    client, sleeps = scripted([ConnectError(str(i)) for i in range(4)])
+    with pytest.raises(ConnectError, match="3"):
+        client.open("GET", "/")
+    assert len(sleeps) == 3
+
+
+def test_last_busy_answer_is_returned_for_the_caller_to_report() -> None:
+    client, _ = scripted([FakeResponse(503) for _ in range(4)])
+    assert client.open("GET", "/").status == 503
+
+
+@pytest.mark.parametrize("status", [400, 404, 500])
+def test_other_statuses_are_not_retried(status: int) -> None:
+    client, sleeps = scripted([FakeResponse(status)])
+    assert client.open("GET", "/").status == status
+    assert sleeps == []
+
+
+def test_no_read_timeout_unless_asked(fake_ollama: FakeOllama, monkeypatch: Any) -> None:
+    seen: list[Any] = []
+    import requests
+
+    original = requests.Session.request
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["timeout"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", spy)
+    for timeout in (None, 2.5):
+        client = Client(fake_ollama.url, timeout=timeout)
+        with client.open("GET", "/api/version") as response:
+            assert response.read_all() == b'{"version":"0.12.0"}'
+    assert seen == [(client_module.DEFAULT_CONNECT_TIMEOUT, None), (2.5, 2.5)]
