@@ -250,6 +250,15 @@ def execute(action: Callable[[Writer], None], streams: Streams) -> ExitCode:
     except BrokenPipeError:
         _silence_stdout()
         return ExitCode.BROKEN_PIPE
+    except Exception as exc:
+        if debug():
+            raise
+        report(
+            f"unexpected {type(exc).__name__}: {exc} (OSTREAM_DEBUG=1 shows a traceback)",
+            streams.stderr,
+            color=streams.color,
+        )
+        return ExitCode.SERVER_ERROR
     return ExitCode.OK
 
 
