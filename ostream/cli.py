@@ -18,10 +18,11 @@ from ostream.output import Streams, Writer
 EXIT_CODES = """\b
 Exit status:
   0    the stream completed (done: true) or the raw request succeeded
-  1    the server reported an error (HTTP status >= 400, or an error line)
+  1    the server reported an error: HTTP status >= 400 (except a missing
+       model), or an {"error": ...} line mid-stream
   2    usage error: bad option, no prompt, invalid JSON, unreadable file or stdin
   3    cannot connect to the server (refused, unknown host, TLS failure)
-  4    model not found
+  4    model not found (HTTP 404 naming the model)
   5    protocol error: the stream ended before done: true, or a line was not JSON
   124  timed out (--timeout)
   130  interrupted by SIGINT (Ctrl-C)
@@ -47,8 +48,11 @@ class _Group(TyperGroup):
             if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
                 raise
             ctx = getattr(exc, "ctx", None)
-            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            report(exc.format_message() + hint)
+            if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+                sys.stderr.write(ctx.get_help() + "\n")
+            else:
+                hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+                report(exc.format_message() + hint)
             code = ExitCode.USAGE if exc.exit_code == 2 else exc.exit_code
         if standalone_mode:
             sys.exit(code)

@@ -46,6 +46,8 @@ def read_history(path: Path) -> list[dict[str, Any]]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"--history: {path} is not valid UTF-8") from None
+    if text.lstrip().startswith("["):
+        raise UsageError(f"--history: {path} is a JSON array; history files are JSONL")
     return parse_messages(text, str(path))
 
 

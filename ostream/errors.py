@@ -7,6 +7,8 @@ import os
 import sys
 from typing import Any, BinaryIO
 
+from ostream.terminal import visible
+
 
 class ExitCode(enum.IntEnum):
     OK = 0
@@ -76,7 +78,8 @@ def report(message: str, stderr: BinaryIO | None = None, *, color: bool = False)
     if stream is None:
         sys.stderr.flush()
         stream = getattr(sys.stderr, "buffer", sys.stderr)
-    one_line = " ".join(message.split())
+    # The message may quote the server: never let it drive the terminal.
+    one_line = visible(" ".join(message.split()))
     prefix = "\x1b[1;31mostream: error:\x1b[0m" if color else "ostream: error:"
     try:
         stream.write(f"{prefix} {one_line}\n".encode("utf-8", "replace"))

@@ -12,17 +12,9 @@ import sys
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-# C0 controls except \t and \n, DEL, and the C1 controls: shown as ^X, ^? and <U+0080>.
-_VISIBLE: dict[int, str] = {c: "^" + chr(c + 64) for c in range(0x20) if c not in (9, 10)}
-_VISIBLE[0x7F] = "^?"
-_VISIBLE.update({c: f"<U+{c:04X}>" for c in range(0x80, 0xA0)})
+from ostream.terminal import visible
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
-
-
-def visible(text: str) -> str:
-    """`text` with every control character that could drive a terminal made visible."""
-    return text.translate(_VISIBLE)
 
 
 @dataclass
@@ -85,6 +77,8 @@ class Writer:
 
     def line(self, data: bytes) -> None:
         """One whole line to stdout; `data` ends with b"\\n" or gets one."""
+        if self._out_safe:
+            data = visible(data.decode("utf-8", "replace")).encode("utf-8")
         if not self._out_at_line_start:
             data = b"\n" + data
         if not data.endswith(b"\n"):

@@ -90,7 +90,8 @@ def status_error(response: Response, body: bytes, *, model: str | None) -> Excep
     if response.status == 404 and isinstance(message, str):
         if model:
             return ModelNotFound(f"model '{model}' not found; try: ollama pull {model}")
-        return ModelNotFound(message)
+        if "model" in message:
+            return ModelNotFound(message)
     status = f"{response.status} {response.reason}".strip()
     if isinstance(message, str):
         return ServerError(f"{message} (HTTP {status})")

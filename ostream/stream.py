@@ -82,7 +82,7 @@ class Streamer:
                 finished = True
                 break
         if self.jsonl and passed:
-            self.writer.raw(b"\n".join(line.rstrip(b"\r") for line in passed) + b"\n")
+            self.writer.line(b"\n".join(line.rstrip(b"\r") for line in passed))
             if self.keep:
                 for obj in objects:
                     self._collect(obj)

@@ -7,8 +7,26 @@ status headers written lazily with the first byte of the body, as Ollama does
 (so a model that "loads" for a long time sends nothing at all, not even headers).
 
 Use it scripted (``server.script(Reply(...))``) or let the request pick a canned
-behaviour (model names such as ``slow``, ``stall``, ``missing``; see
-:meth:`FakeOllama._default_reply` and the module constants).
+behaviour. Unscripted, /api/generate and /api/chat echo ``"echo: " + prompt`` (or the
+last message), one word per line and chunk; the model name (before any ``:tag``)
+picks a behaviour, tuned by ``options.fake_*``:
+
+    missing, old-missing (404), busy (503), busy-once (503 once per server),
+    boom (500), html (502 text/html), slow (fake_delay=0.05 between lines),
+    error-mid (2 tokens, {"error"} line, clean end), drop (2 tokens, no terminator),
+    truncated (2 tokens, clean end, no done), stall (fake_tokens_before=0 lines,
+    then silence for fake_stall=60 s, then drop; with 0 lines not even headers),
+    notjson, huge (fake_size=50_000_000 bytes of "x" in one line), split-utf8
+    (SPLIT_UTF8_TEXT in 1-byte chunks), multi (all lines in one chunk), close
+    (close-delimited body), think (THINK_TEXT as thinking first), tools (chat:
+    TOOL_CALLS), done-text (last words only in the done line), control
+    (CONTROL_TEXT), burst (fake_tokens=1000 "tok " lines, 64 per chunk), paced
+    (fake_tokens=60 lines, fake_delay=0.005 apart).
+
+An empty prompt / no messages answers the load-only object; ``"stream": false``
+answers one JSON object. Also GET /, /api/tags, /api/version, /api/ps; POST
+/api/pull (NDJSON), /api/show, /api/embed, /api/embeddings, /api/copy; DELETE
+/api/delete. Anything else: 404 ``404 page not found`` (text/plain), like Gin.
 
 Standalone: ``python -m tests.fake_ollama [--port N]`` prints its URL and serves
 until SIGTERM/SIGINT.

@@ -356,3 +356,28 @@ def test_multibyte_split_and_control_chars_in_a_pipe(fake_ollama: FakeOllama) ->
     assert result.stdout == "héllo wörld ✓ 🎉\n"
     fake_ollama.script(Reply(events=[Send(ndjson({"response": "\x1b[2J", "done": True}))]))
     assert invoke(fake_ollama, "generate", "-m", "m", "x").stdout == "\x1b[2J\n"
+
+
+def test_history_that_is_a_json_array_is_refused(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    history = tmp_path / "h.json"
+    history.write_text('[{"role":"user","content":"a"}]')
+    result = invoke(fake_ollama, "chat", "-m", "m", "--history", str(history), "x")
+    assert result.exit_code == 2
+    assert "JSONL" in result.stderr
+    assert fake_ollama.requests == []
+
+
+def test_no_arguments_shows_help_on_stderr_exit_2() -> None:
+    result = invoke(None)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("Usage: ostream")
+    assert "generate" in result.stderr
+
+
+def test_raw_404_that_is_not_about_a_model_is_exit_1(fake_ollama: FakeOllama) -> None:
+    from tests.fake_ollama import error_reply
+
+    fake_ollama.script(error_reply(404, "no such blob"), path="/api/blobs/x")
+    result = invoke(fake_ollama, "raw", "/api/blobs/x")
+    assert result.exit_code == 1

@@ -218,3 +218,21 @@ def test_format_stats_like_ollama_verbose() -> None:
     assert "prompt eval count:    26 token(s)" in text
     assert "prompt eval rate:     200.00 tokens/s" in text
     assert "eval rate:            61.20 tokens/s" in text
+
+
+def test_tool_call_and_jsonl_lines_are_made_visible_on_a_terminal() -> None:
+    call = {"function": {"name": "f\x9b", "arguments": {"x": "\x7f"}}}
+    writer, _ = run(chat(tool_calls=[call]), kind="chat", tty=True)
+    assert out(writer) == b'{"tool_call":{"name":"f<U+009B>","arguments":{"x":"^?"}}}\n'
+    lines = [line({"response": "\u009b[2J", "done": False}), line({"response": "", "done": True})]
+    writer, _ = run(lines, jsonl=True, tty=True)
+    assert b"\xc2\x9b" not in out(writer)
+    assert out(writer).startswith(b'{"response":"<U+009B>[2J"')
+
+
+def test_error_messages_cannot_drive_the_terminal() -> None:
+    from ostream.errors import report
+
+    stderr = io.BytesIO()
+    report("bad \x1b]0;title\x07 thing\nmore", stderr)
+    assert stderr.getvalue() == b"ostream: error: bad ^[]0;title^G thing more\n"
