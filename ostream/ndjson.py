@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from json.scanner import make_scanner
 from typing import Any
 
 from ostream.errors import ProtocolError
@@ -24,27 +26,59 @@ class LineFramer:
     def __init__(self) -> None:
         self._parts: list[bytes] = []
 
-    def feed(self, data: bytes) -> list[bytes]:
-        """The lines completed by `data`, without their b"\\n" (blank ones included)."""
-        if b"\n" not in data:
+    def feed(self, data: bytes) -> bytes | None:
+        """The lines that `data` completes, as one block joined by b"\\n" (without the
+        last one), or None when no line was completed. Blank lines are kept."""
+        end = data.rfind(b"\n")
+        if end < 0:
             if data:
                 self._parts.append(data)
-            return []
-        lines = data.split(b"\n")
+            return None
         if self._parts:
-            self._parts.append(lines[0])
-            lines[0] = b"".join(self._parts)
+            self._parts.append(data[:end])
+            block = b"".join(self._parts)
             self._parts = []
-        tail = lines.pop()
-        if tail:
-            self._parts.append(tail)
-        return lines
+        else:
+            block = data[:end]
+        if end + 1 < len(data):
+            self._parts.append(data[end + 1 :])
+        return block
 
     def rest(self) -> bytes:
         """What came after the last b"\\n" (a final line without one), and forget it."""
         data = b"".join(self._parts)
         self._parts = []
         return data
+
+
+# The C scanner json.loads uses, without its per-call overhead (encoding detection, checks).
+_scan: Callable[[str, int], tuple[Any, int]] = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
+def parse_block(block: bytes) -> list[dict[str, Any]]:
+    """The objects of a block of NDJSON lines, blank lines skipped.
+
+    The block is decoded once (a b"\\n" never occurs inside a UTF-8 sequence, so
+    a block of whole lines is whole characters); any line the fast path does
+    not take as one JSON object is handed to `parse`, which explains it.
+    """
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError:
+        return [obj for line in block.split(b"\n") if (obj := parse(line)) is not None]
+    objects: list[dict[str, Any]] = []
+    append = objects.append
+    for line in text.split("\n"):
+        try:
+            obj, end = _scan(line, 0)
+        except (StopIteration, ValueError):
+            obj, end = None, -1
+        if type(obj) is not dict or (end != len(line) and not line[end:].isspace()):
+            obj = parse(line.encode("utf-8"))
+            if obj is None:
+                continue
+        append(obj)
+    return objects
 
 
 def parse(line: bytes) -> dict[str, Any] | None:

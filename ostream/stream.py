@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ostream.errors import ProtocolError, ServerError
-from ostream.ndjson import LineFramer, parse
+from ostream.ndjson import LineFramer, parse_block
 from ostream.output import Writer
 
 Kind = Literal["generate", "chat"]
@@ -54,50 +54,66 @@ class Streamer:
         """
         framer = LineFramer()
         for data in chunks:
-            lines = framer.feed(data)
-            if lines and self._batch(lines):
+            block = framer.feed(data)
+            if block is not None and self._block(block):
                 return self.reply
         tail = framer.rest()
-        if tail and self._batch([tail]):
+        if tail and self._block(tail):
             return self.reply
         raise ProtocolError("the stream ended before the model finished")
 
-    def _batch(self, lines: list[bytes]) -> bool:
-        """Handle the lines of one network read; True once `done` was seen."""
-        objects: list[dict[str, Any]] = []
-        passed: list[bytes] = []
-        finished = False
-        failure: str | None = None
-        for line in lines:
-            obj = parse(line)
-            if obj is None:
-                continue
-            objects.append(obj)
-            passed.append(line)
-            if "error" in obj:
-                failure = _error_text(obj["error"])
-                break
-            if obj.get("done") is True:
-                self.reply.done = obj
-                finished = True
-                break
-        if self.jsonl and passed:
-            self.writer.line(b"\n".join(line.rstrip(b"\r") for line in passed))
+    def _block(self, block: bytes) -> bool:
+        """Handle the whole lines of one network read; True once `done` was seen."""
+        objects = parse_block(block)
+        # Only what came up to `done` or `error` counts; a server sends nothing after.
+        stop = None
+        if b"true" in block or b'"error"' in block:  # cheap: most blocks hold neither
+            stop = next(
+                (i for i, obj in enumerate(objects) if "error" in obj or obj.get("done") is True),
+                None,
+            )
+        if stop is not None:
+            cut = len(objects) - stop - 1
+            if cut:
+                block = _first_lines(block, stop + 1)
+                del objects[stop + 1 :]
+        if self.jsonl:
+            self._pass_through(block, len(objects))
             if self.keep:
                 for obj in objects:
                     self._collect(obj)
         else:
             self._render(objects)
-        if failure is not None:
-            raise ServerError(failure)
-        return finished
+        if stop is None:
+            return False
+        last = objects[-1]
+        if "error" in last:
+            raise ServerError(_error_text(last["error"]))
+        self.reply.done = last
+        return True
+
+    def _pass_through(self, block: bytes, count: int) -> None:
+        """The server's own lines, unchanged, but no blank ones and no CRs."""
+        if count != block.count(b"\n") + 1 or b"\r" in block:
+            block = b"\n".join(line.rstrip(b"\r") for line in block.split(b"\n") if line.strip())
+        if block:
+            self.writer.line(block)
 
     def _render(self, objects: list[dict[str, Any]]) -> None:
         pieces: list[str] = []
+        chat = self.kind == "chat"
         for obj in objects:
-            if "error" in obj:
-                continue
-            text, thinking, calls = self._fields(obj)
+            if chat:
+                message = obj.get("message")
+                if type(message) is not dict:
+                    continue
+                text, thinking, calls = (
+                    message.get("content"),
+                    message.get("thinking"),
+                    message.get("tool_calls"),
+                )
+            else:
+                text, thinking, calls = obj.get("response"), obj.get("thinking"), None
             if thinking:
                 if self.keep:
                     self.reply.thinking.append(thinking)
@@ -116,26 +132,36 @@ class Streamer:
         self._flush(pieces)
 
     def _collect(self, obj: dict[str, Any]) -> None:
-        text, thinking, calls = self._fields(obj)
+        message = obj.get("message") if self.kind == "chat" else obj
+        if type(message) is not dict:
+            return
+        text = message.get("content" if self.kind == "chat" else "response")
         if text:
             self.reply.content.append(text)
-        if thinking:
-            self.reply.thinking.append(thinking)
-        if calls:
-            self.reply.tool_calls.extend(calls)
-
-    def _fields(self, obj: dict[str, Any]) -> tuple[Any, Any, Any]:
-        if self.kind == "generate":
-            return obj.get("response"), obj.get("thinking"), None
-        message = obj.get("message")
-        if type(message) is not dict:
-            return None, None, None
-        return message.get("content"), message.get("thinking"), message.get("tool_calls")
+        if message.get("thinking"):
+            self.reply.thinking.append(message["thinking"])
+        if message.get("tool_calls"):
+            self.reply.tool_calls.extend(message["tool_calls"])
 
     def _flush(self, pieces: list[str]) -> None:
         if pieces:
-            self.writer.text("".join(p for p in pieces if type(p) is str))
+            try:
+                text = "".join(pieces)
+            except TypeError:  # a server sent a non-string fragment: skip it
+                text = "".join(p for p in pieces if type(p) is str)
+            self.writer.text(text)
             pieces.clear()
+
+
+def _first_lines(block: bytes, count: int) -> bytes:
+    """The first `count` non-blank lines of `block`."""
+    kept: list[bytes] = []
+    for line in block.split(b"\n"):
+        if line.strip():
+            kept.append(line)
+            if len(kept) == count:
+                break
+    return b"\n".join(kept)
 
 
 def _tool_call_line(call: Any) -> bytes:
@@ -156,20 +182,16 @@ def copy_raw(chunks: Iterable[bytes], writer: Writer) -> str | None:
 
     Returns the first `{"error": ...}` line's message, if any.
     """
-    pending: list[bytes] = []
+    framer = LineFramer()
     failure: str | None = None
     for data in chunks:
-        end = data.rfind(b"\n") + 1
-        if not end:
-            pending.append(data)
+        block = framer.feed(data)
+        if block is None:
             continue
-        pending.append(data[:end])
-        out = b"".join(pending)
-        pending = [data[end:]] if end < len(data) else []
-        writer.raw(out)
-        if failure is None and b'"error"' in out:
-            failure = _find_error(out)
-    rest = b"".join(pending)
+        writer.raw(block + b"\n")
+        if failure is None and b'"error"' in block:
+            failure = _find_error(block)
+    rest = framer.rest()
     writer.raw(rest)
     if failure is None and b'"error"' in rest:
         failure = _find_error(rest)

@@ -188,8 +188,13 @@ class Recorded:
 def go_json(obj: Any) -> bytes:
     """Encode like Go's json.Marshal: compact, raw UTF-8, HTML characters escaped."""
     text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                    ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for ch, esc in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         if ch in text:
             text = text.replace(ch, esc)
     try:
@@ -227,7 +232,7 @@ def metrics(eval_count: int) -> dict[str, int]:
 def tokenize(text: str) -> list[str]:
     """Split into words keeping the leading spaces: "a b" -> ["a", " b"]; joins back exactly."""
     tokens: list[str] = re.findall(r"\s*\S+", text)
-    rest = text[sum(map(len, tokens)):]
+    rest = text[sum(map(len, tokens)) :]
     if rest:
         tokens.append(rest)
     return tokens
@@ -359,8 +364,9 @@ def chat_chunks(
 
 def json_reply(obj: Any, status: int = 200) -> Reply:
     """A plain JSON answer with a Content-Length, as Gin's c.JSON sends it."""
-    return Reply(status=status, content_type=_JSON_CT, events=[Send(go_json(obj))],
-                 content_length=True)
+    return Reply(
+        status=status, content_type=_JSON_CT, events=[Send(go_json(obj))], content_length=True
+    )
 
 
 def error_reply(status: int, message: str) -> Reply:
@@ -370,8 +376,9 @@ def error_reply(status: int, message: str) -> Reply:
 
 def text_reply(status: int, text: str, content_type: str = "text/plain; charset=utf-8") -> Reply:
     """A non-JSON answer (proxies, unknown paths)."""
-    return Reply(status=status, content_type=content_type, events=[Send(text.encode())],
-                 content_length=True)
+    return Reply(
+        status=status, content_type=content_type, events=[Send(text.encode())], content_length=True
+    )
 
 
 def _empty_reply(status: int = 200) -> Reply:
@@ -1033,10 +1040,20 @@ class FakeOllama:
     @staticmethod
     def _load_object(kind: str, model: str) -> dict[str, Any]:
         if kind == "generate":
-            return {"model": model, "created_at": created_at(), "response": "", "done": True,
-                    "done_reason": "load"}
-        return {"model": model, "created_at": created_at(), "message": _message(""),
-                "done": True, "done_reason": "load"}
+            return {
+                "model": model,
+                "created_at": created_at(),
+                "response": "",
+                "done": True,
+                "done_reason": "load",
+            }
+        return {
+            "model": model,
+            "created_at": created_at(),
+            "message": _message(""),
+            "done": True,
+            "done_reason": "load",
+        }
 
     @staticmethod
     def _whole(
@@ -1059,9 +1076,14 @@ class FakeOllama:
                 obj["thinking"] = think
             obj.update(done=True, done_reason="stop", context=CONTEXT, **metrics(len(tokens)))
         else:
-            obj = {"model": model, "created_at": created_at(),
-                   "message": _message(full, think, tool_calls),
-                   "done": True, "done_reason": "stop", **metrics(len(tokens))}
+            obj = {
+                "model": model,
+                "created_at": created_at(),
+                "message": _message(full, think, tool_calls),
+                "done": True,
+                "done_reason": "stop",
+                **metrics(len(tokens)),
+            }
         body = go_json(obj)
         if beh == "error-mid":
             return error_reply(500, ERROR_MID_MESSAGE)
@@ -1069,13 +1091,19 @@ class FakeOllama:
             return Reply(content_type=_JSON_CT, events=[Drop()], content_length=True)
         if beh == "truncated":
             half = len(body) // 2
-            return Reply(content_type=_JSON_CT, content_length=True,
-                         events=[Send(body[:half]), Drop(), Send(body[half:])])
+            return Reply(
+                content_type=_JSON_CT,
+                content_length=True,
+                events=[Send(body[:half]), Drop(), Send(body[half:])],
+            )
         if beh == "close":
             return Reply(content_type=_JSON_CT, events=[Send(body)], chunked=False)
         if delay > 0:
-            return Reply(content_type=_JSON_CT, content_length=True,
-                         events=[Sleep(delay * len(tokens)), Send(body)])
+            return Reply(
+                content_type=_JSON_CT,
+                content_length=True,
+                events=[Sleep(delay * len(tokens)), Send(body)],
+            )
         return json_reply(obj)
 
     def _pull(self, rec: Recorded) -> Reply:
@@ -1089,9 +1117,15 @@ class FakeOllama:
         if _behaviour(model) == "missing":
             if not stream:
                 return error_reply(500, "pull model manifest: file does not exist")
-            return Reply(events=_paced(
-                [ndjson({"status": "pulling manifest"}),
-                 ndjson({"error": "pull model manifest: file does not exist"})], 0))
+            return Reply(
+                events=_paced(
+                    [
+                        ndjson({"status": "pulling manifest"}),
+                        ndjson({"error": "pull model manifest: file does not exist"}),
+                    ],
+                    0,
+                )
+            )
         if not stream:
             return json_reply({"status": "success"})
         digest = "sha256:abc"
@@ -1120,16 +1154,21 @@ class FakeOllama:
             capabilities.append("thinking")
         if _behaviour(model) == "tools":
             capabilities.append("tools")
-        return json_reply({
-            "license": "",
-            "modelfile": f'# Modelfile generated by "ollama show"\nFROM {model}\n',
-            "parameters": 'stop "<|eot_id|>"',
-            "template": "{{ .Prompt }}",
-            "details": dict(_DETAILS),
-            "model_info": {"general.architecture": "llama", "general.parameter_count": 8030261248},
-            "capabilities": capabilities,
-            "modified_at": "2025-01-01T00:00:00Z",
-        })
+        return json_reply(
+            {
+                "license": "",
+                "modelfile": f'# Modelfile generated by "ollama show"\nFROM {model}\n',
+                "parameters": 'stop "<|eot_id|>"',
+                "template": "{{ .Prompt }}",
+                "details": dict(_DETAILS),
+                "model_info": {
+                    "general.architecture": "llama",
+                    "general.parameter_count": 8030261248,
+                },
+                "capabilities": capabilities,
+                "modified_at": "2025-01-01T00:00:00Z",
+            }
+        )
 
     def _embed(self, rec: Recorded) -> Reply:
         req = self._request_object(rec, "api.EmbedRequest")
@@ -1143,13 +1182,15 @@ class FakeOllama:
             return error
         inputs = req.get("input")
         count = len(inputs) if isinstance(inputs, list) else 1
-        return json_reply({
-            "model": model,
-            "embeddings": [[0.1, 0.2, 0.3] for _ in range(count)],
-            "total_duration": 14_143_917,
-            "load_duration": 1_019_500,
-            "prompt_eval_count": 8 * count,
-        })
+        return json_reply(
+            {
+                "model": model,
+                "embeddings": [[0.1, 0.2, 0.3] for _ in range(count)],
+                "total_duration": 14_143_917,
+                "load_duration": 1_019_500,
+                "prompt_eval_count": 8 * count,
+            }
+        )
 
     def _embeddings(self, rec: Recorded) -> Reply:
         req = self._request_object(rec, "api.EmbeddingRequest")
@@ -1212,8 +1253,12 @@ def main(argv: list[str] | None = None) -> int:
         description="Serve a fake Ollama on 127.0.0.1 until SIGTERM/SIGINT; prints its URL.",
     )
     parser.add_argument("--port", type=int, default=0, help="port to bind (default: any free)")
-    parser.add_argument("--idle-timeout", type=float, default=30.0,
-                        help="seconds an idle keep-alive connection is kept (default: 30)")
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=30.0,
+        help="seconds an idle keep-alive connection is kept (default: 30)",
+    )
     args = parser.parse_args(argv)
     stop = threading.Event()
 

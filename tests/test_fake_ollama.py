@@ -48,8 +48,9 @@ ROOT = Path(__file__).resolve().parent.parent
 class Raw:
     """A byte-level HTTP/1.1 client: sees chunk boundaries and missing terminators."""
 
-    def __init__(self, url: str, path: str = "/api/generate", body: Any = None,
-                 method: str = "POST") -> None:
+    def __init__(
+        self, url: str, path: str = "/api/generate", body: Any = None, method: str = "POST"
+    ) -> None:
         parts = urlsplit(url)
         assert parts.hostname and parts.port
         self.sock = socket.create_connection((parts.hostname, parts.port), timeout=5)
@@ -103,8 +104,12 @@ class Raw:
         self.sock.close()
 
 
-def request(url: str, method: str, path: str, body: Any = None,
-            ) -> tuple[int, dict[str, str], bytes]:
+def request(
+    url: str,
+    method: str,
+    path: str,
+    body: Any = None,
+) -> tuple[int, dict[str, str], bytes]:
     parts = urlsplit(url)
     assert parts.hostname and parts.port
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
@@ -121,8 +126,12 @@ def lines_of(body: bytes) -> list[Any]:
     return [json.loads(line) for line in body.split(b"\n") if line]
 
 
-def generate(url: str, model: str, prompt: str = "hello world", **extra: Any,
-             ) -> tuple[int, dict[str, str], bytes]:
+def generate(
+    url: str,
+    model: str,
+    prompt: str = "hello world",
+    **extra: Any,
+) -> tuple[int, dict[str, str], bytes]:
     return request(url, "POST", "/api/generate", {"model": model, "prompt": prompt, **extra})
 
 
@@ -231,7 +240,11 @@ def test_script_fifo_per_path_and_any_path(fake_ollama: FakeOllama) -> None:
     assert json.loads(generate(fake_ollama.url, "m")[2]) == {"n": 2}
     assert generate(fake_ollama.url, "m")[0] == 200  # back to the default echo
     assert [r.path for r in fake_ollama.wait_for_requests(4)] == [
-        "/api/generate", "/anything", "/api/generate", "/api/generate"]
+        "/api/generate",
+        "/anything",
+        "/api/generate",
+        "/api/generate",
+    ]
 
 
 def test_keep_alive_connection_serves_several_requests(fake_ollama: FakeOllama) -> None:
@@ -251,8 +264,9 @@ def test_keep_alive_connection_serves_several_requests(fake_ollama: FakeOllama) 
 # --------------------------------------------------------------------------- the client leaving
 
 
-@pytest.mark.parametrize("pause", [Sleep(30), Stall(30), Wait(threading.Event(), 30)],
-                         ids=["sleep", "stall", "wait"])
+@pytest.mark.parametrize(
+    "pause", [Sleep(30), Stall(30), Wait(threading.Event(), 30)], ids=["sleep", "stall", "wait"]
+)
 def test_client_leaving_is_noticed(fake_ollama: FakeOllama, pause: Any) -> None:
     fake_ollama.script(Reply(events=[Send(b"{}\n"), pause, Send(b"never\n")]))
     raw = Raw(fake_ollama.url, body={"model": "m", "prompt": "x"})
@@ -306,8 +320,13 @@ def test_default_echo_stream(fake_ollama: FakeOllama) -> None:
     done = objs[-1]
     assert done["done"] is True and done["done_reason"] == "stop"
     assert done["context"] == [1, 2, 3] and done["eval_count"] == 3
-    for key in ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration",
-                "eval_duration"):
+    for key in (
+        "total_duration",
+        "load_duration",
+        "prompt_eval_count",
+        "prompt_eval_duration",
+        "eval_duration",
+    ):
         assert isinstance(done[key], int)
     rec = fake_ollama.wait_for_request()
     assert len(rec.sent) == 4  # one chunk per line
@@ -317,8 +336,9 @@ def test_default_echo_stream(fake_ollama: FakeOllama) -> None:
 
 def test_default_chat_stream(fake_ollama: FakeOllama) -> None:
     messages = [{"role": "user", "content": "first"}, {"role": "user", "content": "hi there"}]
-    status, _, body = request(fake_ollama.url, "POST", "/api/chat",
-                              {"model": "m", "messages": messages})
+    status, _, body = request(
+        fake_ollama.url, "POST", "/api/chat", {"model": "m", "messages": messages}
+    )
     assert status == 200
     objs = lines_of(body)
     assert "".join(o["message"]["content"] for o in objs) == "echo: hi there"
@@ -339,8 +359,12 @@ def test_stream_false_answers_one_object(fake_ollama: FakeOllama) -> None:
     assert int(headers["content-length"]) == len(body)
     obj = json.loads(body)
     assert obj["response"] == "echo: a b" and obj["done"] is True
-    status, _, body = request(fake_ollama.url, "POST", "/api/chat", {
-        "model": "think", "messages": [{"role": "user", "content": "q"}], "stream": False})
+    status, _, body = request(
+        fake_ollama.url,
+        "POST",
+        "/api/chat",
+        {"model": "think", "messages": [{"role": "user", "content": "q"}], "stream": False},
+    )
     obj = json.loads(body)
     assert obj["message"]["content"] == "echo: q" and obj["message"]["thinking"] == THINK_TEXT
 
@@ -354,13 +378,16 @@ def test_empty_prompt_only_loads(fake_ollama: FakeOllama) -> None:
     assert json.loads(body)["done_reason"] == "load"
 
 
-@pytest.mark.parametrize(("model", "status", "message"), [
-    ("missing", 404, "model 'missing' not found"),
-    ("missing:latest", 404, "model 'missing:latest' not found"),
-    ("old-missing", 404, 'model "old-missing" not found, try pulling it first'),
-    ("busy", 503, "server busy, please try again."),
-    ("boom", 500, "llama runner process has terminated"),
-])
+@pytest.mark.parametrize(
+    ("model", "status", "message"),
+    [
+        ("missing", 404, "model 'missing' not found"),
+        ("missing:latest", 404, "model 'missing:latest' not found"),
+        ("old-missing", 404, 'model "old-missing" not found, try pulling it first'),
+        ("busy", 503, "server busy, please try again."),
+        ("boom", 500, "llama runner process has terminated"),
+    ],
+)
 def test_error_statuses(fake_ollama: FakeOllama, model: str, status: int, message: str) -> None:
     got_status, headers, body = generate(fake_ollama.url, model)
     assert got_status == status
@@ -424,10 +451,17 @@ def test_canned_models(fake_ollama: FakeOllama) -> None:
     assert objs[-1]["done"] is True and objs[-1]["response"] == " b c"
     assert "".join(o["response"] for o in objs) == "echo: a b c"
     assert "".join(o["response"] for o in lines_of(generate(url, "control")[2])) == CONTROL_TEXT
-    objs = lines_of(request(url, "POST", "/api/chat", {
-        "model": "tools", "messages": [{"role": "user", "content": "weather?"}]})[2])
+    objs = lines_of(
+        request(
+            url,
+            "POST",
+            "/api/chat",
+            {"model": "tools", "messages": [{"role": "user", "content": "weather?"}]},
+        )[2]
+    )
     assert [o["message"]["tool_calls"] for o in objs if "tool_calls" in o["message"]] == [
-        TOOL_CALLS]
+        TOOL_CALLS
+    ]
     assert len(objs) == 2
     generate(url, "multi")
     _, headers, body = generate(url, "close")
@@ -441,8 +475,9 @@ def test_burst_and_paced(fake_ollama: FakeOllama) -> None:
     objs = lines_of(generate(fake_ollama.url, "burst", options={"fake_tokens": 200})[2])
     assert len(objs) == 201 and objs[-1]["eval_count"] == 200
     assert len(fake_ollama.wait_for_request().sent) == 4  # 64 lines per chunk
-    objs = lines_of(generate(fake_ollama.url, "paced",
-                             options={"fake_tokens": 5, "fake_delay": 0.01})[2])
+    objs = lines_of(
+        generate(fake_ollama.url, "paced", options={"fake_tokens": 5, "fake_delay": 0.01})[2]
+    )
     assert len(objs) == 6
     times = [t for t, _ in fake_ollama.wait_for_requests(2)[1].sent]
     assert len(times) == 6 and times[-1] - times[0] >= 0.04
@@ -460,8 +495,12 @@ def test_other_endpoints(fake_ollama: FakeOllama) -> None:
     statuses = lines_of(body)
     assert headers["content-type"] == "application/x-ndjson"
     assert statuses[0] == {"status": "pulling manifest"}
-    assert {"status": "pulling abc", "digest": "sha256:abc", "total": 100,
-            "completed": 50} in statuses
+    assert {
+        "status": "pulling abc",
+        "digest": "sha256:abc",
+        "total": 100,
+        "completed": 50,
+    } in statuses
     assert statuses[-1] == {"status": "success"}
     assert "details" in json.loads(request(url, "POST", "/api/show", {"model": "m"})[2])
     obj = json.loads(request(url, "POST", "/api/embed", {"model": "m", "input": "x"})[2])
@@ -474,15 +513,15 @@ def test_other_endpoints(fake_ollama: FakeOllama) -> None:
 def test_helpers() -> None:
     assert tokenize("echo: hello  world\n") == ["echo:", " hello", "  world", "\n"]
     assert ndjson({"a": 1}, {"b": [1, 2]}) == b'{"a":1}\n{"b":[1,2]}\n'
-    events = gen_chunks(["a", "b"], thinking=["t"], done_text="c", done_extra={"x": 1},
-                        delay=0.5)
+    events = gen_chunks(["a", "b"], thinking=["t"], done_text="c", done_extra={"x": 1}, delay=0.5)
     sends = [e for e in events if isinstance(e, Send)]
     assert len(sends) == 4 and sum(isinstance(e, Sleep) for e in events) == 3
     objs = [json.loads(s.data) for s in sends]
     assert objs[0]["thinking"] == "t" and objs[0]["response"] == ""
     assert objs[-1]["response"] == "c" and objs[-1]["x"] == 1 and objs[-1]["eval_count"] == 2
-    objs = [json.loads(e.data) for e in chat_chunks(["a"], tool_calls=TOOL_CALLS)
-            if isinstance(e, Send)]
+    objs = [
+        json.loads(e.data) for e in chat_chunks(["a"], tool_calls=TOOL_CALLS) if isinstance(e, Send)
+    ]
     assert [o["message"].get("tool_calls") for o in objs] == [None, TOOL_CALLS, None]
     reply = error_reply(404, "nope")
     assert reply.status == 404 and reply.content_length
@@ -495,7 +534,10 @@ def test_helpers() -> None:
 def test_standalone_prints_url_and_serves(sig: signal.Signals) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.fake_ollama"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None

@@ -15,7 +15,9 @@ def frame(reads: list[bytes]) -> list[bytes]:
     framer = LineFramer()
     lines: list[bytes] = []
     for data in reads:
-        lines.extend(framer.feed(data))
+        block = framer.feed(data)
+        if block is not None:
+            lines.extend(block.split(b"\n"))
     rest = framer.rest()
     return lines + ([rest] if rest else [])
 
@@ -92,3 +94,20 @@ def test_json_that_is_not_an_object_is_a_protocol_error(line: bytes) -> None:
 def test_invalid_utf8_in_a_line_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError):
         parse(b'{"response":"\xff\xfe"}')
+
+
+def test_parse_block_takes_whole_lines_and_skips_blank_ones() -> None:
+    from ostream.ndjson import parse_block
+
+    block = '{"a":1}\n\n  {"b":"é"}  \n\r\n{"c":[1,{"d":null}]}\r'.encode()
+    assert parse_block(block) == [{"a": 1}, {"b": "é"}, {"c": [1, {"d": None}]}]
+
+
+@pytest.mark.parametrize(
+    "block", [b'{"a":1} trailing', b'{"a":1}\n[1]', b'{"a":1}\n{"b":"\xff"}', b'{"a":1}{"b":2}']
+)
+def test_parse_block_rejects_what_is_not_one_object_a_line(block: bytes) -> None:
+    from ostream.ndjson import parse_block
+
+    with pytest.raises(ProtocolError):
+        parse_block(block)

@@ -236,3 +236,20 @@ def test_error_messages_cannot_drive_the_terminal() -> None:
     stderr = io.BytesIO()
     report("bad \x1b]0;title\x07 thing\nmore", stderr)
     assert stderr.getvalue() == b"ostream: error: bad ^[]0;title^G thing more\n"
+
+
+def test_lines_after_done_in_the_same_read_are_ignored() -> None:
+    chunk = b"".join(gen("a")) + line({"response": "AFTER", "done": False})
+    writer, reply = run([chunk])
+    assert out(writer) == b"a\n"
+    assert reply.done is not None
+    writer, _ = run([chunk], jsonl=True)
+    assert b"AFTER" not in out(writer)
+    assert out(writer) == b"".join(gen("a"))
+
+
+def test_jsonl_drops_crs_and_blank_lines_but_keeps_the_objects() -> None:
+    lines = gen("a", "b")
+    chunk = b"\r\n\n".join(lines_.rstrip(b"\n") for lines_ in lines) + b"\r\n"
+    writer, _ = run([chunk], jsonl=True)
+    assert out(writer) == b"".join(lines)
