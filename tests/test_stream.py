@@ -253,3 +253,10 @@ def test_jsonl_drops_crs_and_blank_lines_but_keeps_the_objects() -> None:
     chunk = b"\r\n\n".join(lines_.rstrip(b"\n") for lines_ in lines) + b"\r\n"
     writer, _ = run([chunk], jsonl=True)
     assert out(writer) == b"".join(lines)
+
+
+def test_thinking_is_made_visible_on_a_terminal_stderr_only() -> None:
+    writer, _ = run(gen("A", thinking=("\x1b[2Jhmm",)), err_tty=True)
+    assert err(writer) == b"^[[2Jhmm\n"
+    writer, _ = run(gen("A", thinking=("\x1b[2Jhmm",)))
+    assert err(writer) == b"\x1b[2Jhmm\n"
