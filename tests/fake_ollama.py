@@ -681,6 +681,7 @@ class _Handler(BaseHTTPRequestHandler):
                     continue
                 prefix = head or b""
                 head = None
+                sent_at = time.monotonic()  # before the write: a fast client may read first
                 if not reply.chunked:
                     self._write(prefix + data)
                 elif len(data) > 65536:
@@ -689,7 +690,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self._write(b"\r\n")
                 else:
                     self._write(prefix + b"%x\r\n" % len(data) + data + b"\r\n")
-                rec.sent.append((time.monotonic(), data))
+                rec.sent.append((sent_at, data))
             elif isinstance(ev, Sleep):
                 self._idle(ev.seconds)
             elif isinstance(ev, Wait):
