@@ -12,8 +12,26 @@ import typer
 from typer.core import TyperGroup
 
 from ostream import __version__
-from ostream.errors import ExitCode, OstreamError, Stop, UsageError, debug, report
+from ostream.errors import ExitCode, Stop, UsageError, report
+from ostream.guard import execute
 from ostream.output import Streams, Writer
+from ostream.params import (
+    Format,
+    HideThinking,
+    Host,
+    Images,
+    Jsonl,
+    KeepAlive,
+    MessageWords,
+    Model,
+    Opts,
+    PromptWords,
+    Retries,
+    System,
+    Think,
+    TimeoutOpt,
+    Verbose,
+)
 
 EXIT_CODES = """\b
 Exit status:
@@ -90,102 +108,6 @@ def _root(
     """Stream answers from an Ollama server to stdout, Unix-pipe style."""
 
 
-# Options shared by generate and chat, declared once.
-PromptWords = Annotated[list[str] | None, typer.Argument(metavar="[PROMPT]...", show_default=False)]
-MessageWords = Annotated[
-    list[str] | None, typer.Argument(metavar="[MESSAGE]...", show_default=False)
-]
-Model = Annotated[
-    str | None,
-    typer.Option(
-        "-m",
-        "--model",
-        metavar="NAME",
-        show_default=False,
-        help="Model name (default: $OSTREAM_MODEL).",
-    ),
-]
-System = Annotated[
-    str | None, typer.Option("-s", "--system", metavar="TEXT", help="System prompt.")
-]
-Opts = Annotated[
-    list[str] | None,
-    typer.Option(
-        "-o",
-        "--option",
-        metavar="KEY=VALUE",
-        show_default=False,
-        help="Model option, repeatable; VALUE is JSON when it parses, else a string.",
-    ),
-]
-Format = Annotated[
-    str | None,
-    typer.Option(
-        "--format", metavar="json|SCHEMA", help="json, or a JSON schema inline or as @file.json."
-    ),
-]
-Think = Annotated[
-    str | None,
-    typer.Option(
-        "--think", metavar="true|false|low|medium|high|max", help="Ask for thinking, or not."
-    ),
-]
-HideThinking = Annotated[
-    bool, typer.Option("--hide-thinking", help="Do not show thinking on stderr.")
-]
-KeepAlive = Annotated[
-    str | None,
-    typer.Option(
-        "--keep-alive",
-        metavar="DURATION",
-        help="How long the model stays loaded: 5m, 1h30m, or seconds (0 unloads, -1 forever).",
-    ),
-]
-Images = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--image", metavar="PATH", show_default=False, help="Image file to attach, repeatable."
-    ),
-]
-Jsonl = Annotated[
-    bool, typer.Option("--jsonl", help="Write every object the server sends as one JSON line.")
-]
-Verbose = Annotated[
-    bool,
-    typer.Option("-v", "--verbose", help="Print timing and token statistics on stderr afterwards."),
-]
-Host = Annotated[
-    str | None,
-    typer.Option(
-        "--host",
-        metavar="URL",
-        show_default=False,
-        help="Ollama server (default: $OLLAMA_HOST, else http://127.0.0.1:11434).",
-    ),
-]
-TimeoutOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--timeout",
-        metavar="SECONDS",
-        min=0.001,
-        show_default=False,
-        help="Limit for connecting and for each wait for data, the first token included "
-        "(default: 10s to connect, no limit on reading).",
-    ),
-]
-Retries = Annotated[
-    int,
-    typer.Option(
-        "--retries",
-        metavar="N",
-        min=0,
-        help="Retry a failed connection or a busy server (429/503) N times, "
-        "with backoff, before any output.",
-    ),
-]
-
-
 def _target(host: str | None, timeout: float | None, retries: int) -> Any:
     from ostream.host import HostError, resolve
     from ostream.run import Target
@@ -234,46 +156,6 @@ def _execute(action: Callable[[Writer], None]) -> None:
     code = execute(action, streams)
     if code:
         raise typer.Exit(int(code))
-
-
-def execute(action: Callable[[Writer], None], streams: Streams) -> ExitCode:
-    from ostream.signals import cancellable
-
-    try:
-        with cancellable():
-            action(Writer(streams))
-    except OstreamError as exc:
-        if debug():
-            raise
-        report(exc.message, streams.stderr, color=streams.color)
-        return exc.code
-    except KeyboardInterrupt:
-        return ExitCode.INTERRUPTED
-    except Stop as stop:
-        return stop.code
-    except BrokenPipeError:
-        _silence_stdout()
-        return ExitCode.BROKEN_PIPE
-    except Exception as exc:
-        if debug():
-            raise
-        report(
-            f"unexpected {type(exc).__name__}: {exc} (OSTREAM_DEBUG=1 shows a traceback)",
-            streams.stderr,
-            color=streams.color,
-        )
-        return ExitCode.SERVER_ERROR
-    return ExitCode.OK
-
-
-def _silence_stdout() -> None:
-    """After EPIPE, point fd 1 at /dev/null so the exit-time flush cannot complain."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 @app.command()

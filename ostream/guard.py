@@ -1,0 +1,51 @@
+"""Run one command's action; turn every failure into one message and an exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from ostream.errors import ExitCode, OstreamError, Stop, debug, report
+from ostream.output import Streams, Writer
+from ostream.signals import cancellable
+
+
+def execute(action: Callable[[Writer], None], streams: Streams) -> ExitCode:
+    """Run `action`; expected failures become one `ostream: error:` line, signals and
+    a closed stdout their exit codes, silently. OSTREAM_DEBUG=1 re-raises."""
+    try:
+        with cancellable():
+            action(Writer(streams))
+    except OstreamError as exc:
+        if debug():
+            raise
+        report(exc.message, streams.stderr, color=streams.color)
+        return exc.code
+    except KeyboardInterrupt:
+        return ExitCode.INTERRUPTED
+    except Stop as stop:
+        return stop.code
+    except BrokenPipeError:
+        _silence_stdout()
+        return ExitCode.BROKEN_PIPE
+    except Exception as exc:
+        if debug():
+            raise
+        report(
+            f"unexpected {type(exc).__name__}: {exc} (OSTREAM_DEBUG=1 shows a traceback)",
+            streams.stderr,
+            color=streams.color,
+        )
+        return ExitCode.SERVER_ERROR
+    return ExitCode.OK
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, point fd 1 at /dev/null so the exit-time flush cannot complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass

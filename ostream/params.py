@@ -1,0 +1,102 @@
+"""The command-line parameters that generate and chat share, declared once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+PromptWords = Annotated[list[str] | None, typer.Argument(metavar="[PROMPT]...", show_default=False)]
+MessageWords = Annotated[
+    list[str] | None, typer.Argument(metavar="[MESSAGE]...", show_default=False)
+]
+Model = Annotated[
+    str | None,
+    typer.Option(
+        "-m",
+        "--model",
+        metavar="NAME",
+        show_default=False,
+        help="Model name (default: $OSTREAM_MODEL).",
+    ),
+]
+System = Annotated[
+    str | None, typer.Option("-s", "--system", metavar="TEXT", help="System prompt.")
+]
+Opts = Annotated[
+    list[str] | None,
+    typer.Option(
+        "-o",
+        "--option",
+        metavar="KEY=VALUE",
+        show_default=False,
+        help="Model option, repeatable; VALUE is JSON when it parses, else a string.",
+    ),
+]
+Format = Annotated[
+    str | None,
+    typer.Option(
+        "--format", metavar="json|SCHEMA", help="json, or a JSON schema inline or as @file.json."
+    ),
+]
+Think = Annotated[
+    str | None,
+    typer.Option(
+        "--think", metavar="true|false|low|medium|high|max", help="Ask for thinking, or not."
+    ),
+]
+HideThinking = Annotated[
+    bool, typer.Option("--hide-thinking", help="Do not show thinking on stderr.")
+]
+KeepAlive = Annotated[
+    str | None,
+    typer.Option(
+        "--keep-alive",
+        metavar="DURATION",
+        help="How long the model stays loaded: 5m, 1h30m, or seconds (0 unloads, -1 forever).",
+    ),
+]
+Images = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--image", metavar="PATH", show_default=False, help="Image file to attach, repeatable."
+    ),
+]
+Jsonl = Annotated[
+    bool, typer.Option("--jsonl", help="Write every object the server sends as one JSON line.")
+]
+Verbose = Annotated[
+    bool,
+    typer.Option("-v", "--verbose", help="Print timing and token statistics on stderr afterwards."),
+]
+Host = Annotated[
+    str | None,
+    typer.Option(
+        "--host",
+        metavar="URL",
+        show_default=False,
+        help="Ollama server (default: $OLLAMA_HOST, else http://127.0.0.1:11434).",
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        min=0.001,
+        show_default=False,
+        help="Limit for connecting and for each wait for data, the first token included "
+        "(default: 10s to connect, no limit on reading).",
+    ),
+]
+Retries = Annotated[
+    int,
+    typer.Option(
+        "--retries",
+        metavar="N",
+        min=0,
+        help="Retry a failed connection or a busy server (429/503) N times, "
+        "with backoff, before any output.",
+    ),
+]
