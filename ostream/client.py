@@ -47,7 +47,7 @@ class Response:
         except ReadTimeoutError:
             phase = "between tokens" if self.received else "for the first token"
             raise Timeout(
-                f"no data from the server for {self._timeout:g}s waiting {phase}"
+                f"timed out after {self._timeout:g}s waiting {phase} from {self.url}"
             ) from None
         except HTTPError as exc:
             raise ProtocolError(
@@ -162,7 +162,7 @@ class Client:
             raise Timeout(f"timed out after {connect:g}s connecting to {self.base_url}") from None
         except requests.exceptions.ReadTimeout:
             raise Timeout(
-                f"no answer from {self.base_url} for {self.timeout:g}s waiting for the first token"
+                f"timed out after {self.timeout:g}s waiting for the first token from {url}"
             ) from None
         except requests.exceptions.SSLError as exc:
             raise ConnectError(
