@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -116,7 +117,11 @@ def _target(host: str | None, timeout: float | None, retries: int) -> Any:
         base = resolve(host, os.environ)
     except HostError as exc:
         raise UsageError(str(exc)) from None
-    return Target(base, os.environ.get("OLLAMA_API_KEY") or None, timeout, retries)
+    if timeout is not None and not math.isfinite(timeout):
+        raise UsageError("--timeout takes a finite number of seconds")
+    # Trimmed like Ollama trims its variables: spaces, then quotes.
+    key = os.environ.get("OLLAMA_API_KEY", "").strip().strip("\"'")
+    return Target(base, key or None, timeout, retries)
 
 
 def _common_body(

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from ostream import __version__
-from ostream.errors import ConnectError, ProtocolError, Timeout
+from ostream.errors import ConnectError, ProtocolError, Timeout, UsageError
 
 if TYPE_CHECKING:
     import requests
@@ -32,6 +32,7 @@ class Response:
         self.status: int = response.status_code
         self.reason: str = response.reason or ""
         self.content_type: str = response.headers.get("content-type", "")
+        self.location: str = response.headers.get("location", "")
         self.received = 0
         self._timeout = timeout
 
@@ -138,6 +139,8 @@ class Client:
 
         if self._session is None:
             self._session = requests.Session()
+            # Like Ollama's Go client: never a proxy (nor ~/.netrc) for a loopback server.
+            self._session.trust_env = not _is_loopback(self.base_url)
         url = self.url(path)
         headers = {
             "User-Agent": f"ostream/{__version__}",
@@ -146,8 +149,6 @@ class Client:
         }
         if body is not None:
             headers["Content-Type"] = "application/json"
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
         connect = self.timeout if self.timeout is not None else DEFAULT_CONNECT_TIMEOUT
         try:
             response = self._session.request(
@@ -157,6 +158,8 @@ class Client:
                 headers=headers,
                 stream=True,
                 timeout=(connect, self.timeout),
+                allow_redirects=False,  # a redirect would turn a POST into a GET
+                auth=self._bearer if self.api_key else None,  # and ~/.netrc can't override it
             )
         except requests.exceptions.ConnectTimeout:
             raise Timeout(f"timed out after {connect:g}s connecting to {self.base_url}") from None
@@ -174,9 +177,29 @@ class Client:
             raise ProtocolError(
                 f"{self.base_url} closed the connection without answering: {_reason(exc)}"
             ) from None
+        except (requests.exceptions.InvalidHeader, UnicodeEncodeError):
+            # Their messages quote the header: never let the key reach the screen.
+            raise UsageError("OLLAMA_API_KEY is not a valid HTTP header value") from None
         except requests.exceptions.InvalidURL as exc:
             raise ConnectError(f"invalid URL {url}: {exc}") from None
         return Response(response, url, self.timeout)
+
+    def _bearer(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.api_key}"
+        return request
+
+
+def _is_loopback(base_url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(base_url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

@@ -6,6 +6,7 @@ Every exit path closes the connection: that is what stops Ollama generating.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,8 @@ from ostream.errors import ModelNotFound, ServerError
 from ostream.ndjson import excerpt
 from ostream.output import Writer, format_stats
 from ostream.stream import Kind, Reply, Streamer, copy_raw
+
+ERROR_HEAD = 1 << 16
 
 
 @dataclass
@@ -45,7 +48,7 @@ def stream_answer(
     client = target.client()
     try:
         with client.open("POST", "/api/" + kind, payload) as response:
-            if response.status >= 400:
+            if response.status >= 300:
                 fail(response, writer, model=str(body.get("model", "")), jsonl=jsonl)
             streamer = Streamer(kind, writer, jsonl=jsonl, show_thinking=show_thinking, keep=keep)
             try:
@@ -65,11 +68,17 @@ def raw_request(target: Target, method: str, path: str, body: bytes | None, writ
     client = target.client()
     try:
         with client.open(method, path, body) as response:
-            if response.status >= 400:
-                answer = response.read_all()
-                writer.raw(answer)
-                raise status_error(response, answer, model=None)
-            failure = copy_raw(response.chunks(), writer)
+            head = bytearray()  # the start of an error answer, for the message
+
+            def chunks() -> Iterator[bytes]:
+                for data in response.chunks():
+                    if len(head) < ERROR_HEAD:
+                        head.extend(data[: ERROR_HEAD - len(head)])
+                    yield data
+
+            failure = copy_raw(chunks(), writer)
+            if response.status >= 300:
+                raise status_error(response, bytes(head), model=None)
             if failure is not None:
                 raise ServerError(failure)
     finally:
@@ -77,8 +86,8 @@ def raw_request(target: Target, method: str, path: str, body: bytes | None, writ
 
 
 def fail(response: Response, writer: Writer, *, model: str, jsonl: bool) -> None:
-    """Raise the error an HTTP status ≥ 400 stands for (the JSON body to stdout in --jsonl)."""
-    body = response.read_all(1 << 16)
+    """Raise the error an HTTP status ≥ 300 stands for (the JSON body to stdout in --jsonl)."""
+    body = response.read_all(ERROR_HEAD)
     if jsonl and _json_object(body) is not None:
         writer.line(body.strip())
     raise status_error(response, body, model=model)
@@ -93,6 +102,11 @@ def status_error(response: Response, body: bytes, *, model: str | None) -> Excep
         if "model" in message:
             return ModelNotFound(message)
     status = f"{response.status} {response.reason}".strip()
+    if response.status < 400:
+        return ServerError(
+            f"HTTP {status}: {response.url} redirects to {response.location or '?'};"
+            " point --host at the final address"
+        )
     if isinstance(message, str):
         return ServerError(f"{message} (HTTP {status})")
     if body.strip():
