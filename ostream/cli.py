@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 
 from ostream import __version__
 from ostream.errors import ExitCode, Stop, UsageError, report
-from ostream.guard import execute
+from ostream.guard import execute, silence_stdout
 from ostream.output import Streams, Writer
 from ostream.params import (
     Format,
@@ -93,7 +93,14 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        sys.stdout.write(f"ostream {__version__}\n")
+        try:
+            sys.stdout.write(f"ostream {__version__}\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            silence_stdout()
+            raise typer.Exit(ExitCode.BROKEN_PIPE) from None
+        except (AttributeError, OSError, ValueError):  # started with fd 1 closed
+            raise typer.Exit(ExitCode.USAGE) from None
         raise typer.Exit()
 
 
@@ -157,6 +164,9 @@ def _prompt(words: list[str] | None, *, use_stdin: bool = True) -> str | None:
 
 def _execute(action: Callable[[Writer], None]) -> None:
     """Run `action` with the real streams; turn every failure into a message and a code."""
+    if sys.stdout is None:  # started with fd 1 closed: refuse before the model starts
+        report("stdout is closed")
+        raise typer.Exit(ExitCode.USAGE)
     streams = Streams.from_sys()
     code = execute(action, streams)
     if code:
@@ -269,12 +279,16 @@ def chat(
         body = _common_body(model, option, format, think, keep_alive)
         conversation: list[dict[str, Any]] = []
         if messages == "-":
+            if sys.stdin is None or sys.stdin.isatty():
+                raise UsageError("--messages -: pipe the conversation in on stdin")
             conversation = parse_messages(read_stdin(sys.stdin) or "", "--messages -")
         elif messages is not None:
             conversation = parse_messages(read_text(messages, "--messages"), messages)
         elif history is not None:
             conversation = read_history(history)
         text = _prompt(message, use_stdin=messages != "-")
+        if text is None and not conversation:
+            raise UsageError("nothing to send: the conversation is empty and no MESSAGE given")
         if text is None and messages is None:
             raise UsageError("no message: give MESSAGE words or pipe text on stdin")
         turn: list[dict[str, Any]] = []
@@ -339,9 +353,7 @@ def raw(
     """
 
     def action(writer: Writer) -> None:
-        import json
-
-        from ostream.options import read_bytes
+        from ostream.options import read_bytes, strict_json
         from ostream.prompt import read_stdin
         from ostream.run import raw_request
 
@@ -358,7 +370,7 @@ def raw(
             body = data.encode("utf-8")
         if body is not None:
             try:
-                json.loads(body)
+                strict_json(body)
             except ValueError as exc:
                 raise UsageError(f"the request body is not valid JSON: {exc}") from None
         verb = (method or ("POST" if body is not None else "GET")).upper()

@@ -39,6 +39,10 @@ def read_history(path: Path) -> list[dict[str, Any]]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
+        # Fail now, not after the whole answer has streamed and cannot be saved.
+        directory = os.path.dirname(os.path.realpath(path))
+        if not os.path.isdir(directory):
+            raise UsageError(f"--history: no directory {directory}") from None
         return []
     except OSError as exc:
         raise UsageError(f"--history: cannot read {path}: {exc.strerror or exc}") from None
@@ -57,6 +61,7 @@ def append_turn(path: Path, messages: list[dict[str, Any]]) -> None:
     The new file is written beside the old one and renamed over it, so a crash
     or a signal at any moment leaves either the old file or the new one.
     """
+    path = Path(os.path.realpath(path))  # through a symlink: update the file it names
     try:
         old = path.read_bytes()
     except FileNotFoundError:

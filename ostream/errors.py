@@ -76,6 +76,8 @@ def report(message: str, stderr: BinaryIO | None = None, *, color: bool = False)
     """Write `ostream: error: message` as one line on stderr."""
     stream: Any = stderr
     if stream is None:
+        if sys.stderr is None:  # started with fd 2 closed: nowhere to say it
+            return
         sys.stderr.flush()
         stream = getattr(sys.stderr, "buffer", sys.stderr)
     # The message may quote the server: never let it drive the terminal.

@@ -23,11 +23,13 @@ def execute(action: Callable[[Writer], None], streams: Streams) -> ExitCode:
         report(exc.message, streams.stderr, color=streams.color)
         return exc.code
     except KeyboardInterrupt:
+        silence_stdout()  # a blocked stdout must not hold up the exit
         return ExitCode.INTERRUPTED
     except Stop as stop:
+        silence_stdout()
         return stop.code
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
         return ExitCode.BROKEN_PIPE
     except Exception as exc:
         if debug():
@@ -41,8 +43,8 @@ def execute(action: Callable[[Writer], None], streams: Streams) -> ExitCode:
     return ExitCode.OK
 
 
-def _silence_stdout() -> None:
-    """After EPIPE, point fd 1 at /dev/null so the exit-time flush cannot complain."""
+def silence_stdout() -> None:
+    """Point fd 1 at /dev/null so the exit-time flush can neither complain (EPIPE) nor block."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -55,30 +55,34 @@ class LineFramer:
 _scan: Callable[[str, int], tuple[Any, int]] = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
-def parse_block(block: bytes) -> list[dict[str, Any]]:
-    """The objects of a block of NDJSON lines, blank lines skipped.
+def parse_block(block: bytes) -> tuple[list[dict[str, Any]], ProtocolError | None]:
+    """The objects of a block of NDJSON lines, blank lines skipped, up to the first
+    line that is not one JSON object, whose error comes second.
 
     The block is decoded once (a b"\\n" never occurs inside a UTF-8 sequence, so
     a block of whole lines is whole characters); any line the fast path does
     not take as one JSON object is handed to `parse`, which explains it.
     """
     try:
-        text = block.decode("utf-8")
+        lines: list[Any] = block.decode("utf-8").split("\n")
     except UnicodeDecodeError:
-        return [obj for line in block.split(b"\n") if (obj := parse(line)) is not None]
+        lines = block.split(b"\n")
     objects: list[dict[str, Any]] = []
     append = objects.append
-    for line in text.split("\n"):
+    for line in lines:
         try:
             obj, end = _scan(line, 0)
-        except (StopIteration, ValueError):
+        except (StopIteration, ValueError, TypeError):
             obj, end = None, -1
         if type(obj) is not dict or (end != len(line) and not line[end:].isspace()):
-            obj = parse(line.encode("utf-8"))
+            try:
+                obj = parse(line.encode("utf-8") if type(line) is str else line)
+            except ProtocolError as exc:
+                return objects, exc
             if obj is None:
                 continue
         append(obj)
-    return objects
+    return objects, None
 
 
 def parse(line: bytes) -> dict[str, Any] | None:

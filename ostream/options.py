@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,15 @@ from ostream.errors import UsageError
 
 THINK_LEVELS = ("low", "medium", "high", "max")
 _GO_DURATION = re.compile(r"[-+]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def strict_json(text: str | bytes) -> Any:
+    """json.loads without NaN and Infinity, which are not JSON and Ollama refuses."""
+    return json.loads(text, parse_constant=_no_constant)
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -23,7 +33,7 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise UsageError(f"-o takes KEY=VALUE, not {pair!r}")
         try:
-            options[key] = json.loads(value)
+            options[key] = strict_json(value)
         except ValueError:
             options[key] = value
     return options
@@ -49,6 +59,8 @@ def parse_keep_alive(value: str) -> str | int | float:
         raise UsageError(
             f"--keep-alive takes a duration like 5m or 1h30m, or seconds; not {value!r}"
         ) from None
+    if not math.isfinite(number):
+        raise UsageError(f"--keep-alive takes a finite number of seconds, not {value!r}")
     return int(number) if number.is_integer() and "." not in text else number
 
 
@@ -66,7 +78,7 @@ def load_json(value: str, what: str) -> Any:
     """Inline JSON, or `@path` to a file holding it."""
     text = read_text(value[1:], what) if value.startswith("@") else value
     try:
-        return json.loads(text)
+        return strict_json(text)
     except ValueError as exc:
         raise UsageError(f"{what}: invalid JSON: {exc}") from None
 

@@ -33,7 +33,8 @@ class Streams:
         stderr_tty = _isatty(sys.stderr)
         return cls(
             stdout=_binary(sys.stdout),
-            stderr=_binary(sys.stderr),
+            # Started with fd 2 closed: what would go there is lost, not an error.
+            stderr=_binary(sys.stderr) if sys.stderr is not None else open(os.devnull, "wb"),
             stdout_tty=stdout_tty,
             stderr_tty=stderr_tty,
             color=stderr_tty and "NO_COLOR" not in os.environ,

@@ -27,7 +27,8 @@ def read_stdin(stdin: Any) -> str | None:
 
 def assemble(piped: str | None, words: list[str]) -> str | None:
     """The prompt: `piped` and the words joined by one blank line; None if neither."""
-    spoken = " ".join(words) if words else None
+    # An empty word list or only empty words (an unset "$PROMPT") is no prompt.
+    spoken = " ".join(words) if any(words) else None
     if piped is not None and spoken is not None:
         return piped.rstrip("\n") + "\n\n" + spoken
     return piped if piped is not None else spoken

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ostream.client import Client, Response
-from ostream.errors import ModelNotFound, ServerError
+from ostream.errors import ModelNotFound, ServerError, UsageError
 from ostream.ndjson import excerpt
 from ostream.output import Writer, format_stats
 from ostream.stream import Kind, Reply, Streamer, copy_raw
@@ -44,20 +44,29 @@ def stream_answer(
     verbose: bool = False,
 ) -> Reply:
     """POST `body` to /api/generate or /api/chat and write the answer as it arrives."""
-    payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    try:
+        payload = json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("an argument is not valid UTF-8") from None
     client = target.client()
     try:
         with client.open("POST", "/api/" + kind, payload) as response:
             if response.status >= 300:
                 fail(response, writer, model=str(body.get("model", "")), jsonl=jsonl)
             streamer = Streamer(kind, writer, jsonl=jsonl, show_thinking=show_thinking, keep=keep)
-            try:
-                reply = streamer.run(response.chunks())
-            finally:
-                if not jsonl:
-                    writer.finish()
+            reply = streamer.run(response.chunks())
+    except BrokenPipeError:
+        raise
+    except Exception:
+        # The connection is closed by now; end the partial answer's line.
+        # (Not on a signal: stdout may be what is blocking, and nothing may wait.)
+        if not jsonl:
+            writer.finish()
+        raise
     finally:
         client.close()
+    if not jsonl:
+        writer.finish()
     if verbose and reply.done is not None:
         writer.info(format_stats(reply.done))
     return reply

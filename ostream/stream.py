@@ -63,9 +63,12 @@ class Streamer:
         raise ProtocolError("the stream ended before the model finished")
 
     def _block(self, block: bytes) -> bool:
-        """Handle the whole lines of one network read; True once `done` was seen."""
-        objects = parse_block(block)
-        # Only what came up to `done` or `error` counts; a server sends nothing after.
+        """Handle the whole lines of one network read; True once `done` was seen.
+
+        What came before a bad line, `done` or `error` is written first; nothing
+        after them counts (a server sends nothing more).
+        """
+        objects, bad = parse_block(block)
         stop = None
         if b"true" in block or b'"error"' in block:  # cheap: most blocks hold neither
             stop = next(
@@ -73,17 +76,17 @@ class Streamer:
                 None,
             )
         if stop is not None:
-            cut = len(objects) - stop - 1
-            if cut:
-                block = _first_lines(block, stop + 1)
-                del objects[stop + 1 :]
+            del objects[stop + 1 :]
+            bad = None
         if self.jsonl:
-            self._pass_through(block, len(objects))
+            self._pass_through(block, objects)
             if self.keep:
                 for obj in objects:
                     self._collect(obj)
         else:
             self._render(objects)
+        if bad is not None:
+            raise bad
         if stop is None:
             return False
         last = objects[-1]
@@ -92,12 +95,26 @@ class Streamer:
         self.reply.done = last
         return True
 
-    def _pass_through(self, block: bytes, count: int) -> None:
-        """The server's own lines, unchanged, but no blank ones and no CRs."""
-        if count != block.count(b"\n") + 1 or b"\r" in block:
-            block = b"\n".join(line.rstrip(b"\r") for line in block.split(b"\n") if line.strip())
-        if block:
-            self.writer.line(block)
+    def _pass_through(self, block: bytes, objects: list[dict[str, Any]]) -> None:
+        """The server's own lines, unchanged when they are compact (Ollama's are)."""
+        if not objects:
+            return
+        if (
+            len(objects) != block.count(b"\n") + 1
+            or b"\r" in block
+            or b'": ' in block
+            or b'", ' in block
+            or block[:1].isspace()
+            or block[-1:].isspace()
+        ):
+            # Rare: blank lines, CRs, a line not taken, or JSON with spaces (a proxy,
+            # a gateway). Keep each compact line, re-encode the others compactly.
+            lines = [line.strip() for line in block.split(b"\n") if line.strip()]
+            block = b"\n".join(
+                _compact(obj) if _spaced(line) else line
+                for line, obj in zip(lines, objects, strict=False)
+            )
+        self.writer.line(block)
 
     def _render(self, objects: list[dict[str, Any]]) -> None:
         pieces: list[str] = []
@@ -153,15 +170,12 @@ class Streamer:
             pieces.clear()
 
 
-def _first_lines(block: bytes, count: int) -> bytes:
-    """The first `count` non-blank lines of `block`."""
-    kept: list[bytes] = []
-    for line in block.split(b"\n"):
-        if line.strip():
-            kept.append(line)
-            if len(kept) == count:
-                break
-    return b"\n".join(kept)
+def _spaced(line: bytes) -> bool:
+    return b'": ' in line or b'", ' in line or b"{ " in line or b"[ " in line
+
+
+def _compact(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _tool_call_line(call: Any) -> bytes:
@@ -170,7 +184,7 @@ def _tool_call_line(call: Any) -> bytes:
         shown = {"name": function.get("name"), "arguments": function.get("arguments", {})}
     else:
         shown = {"name": None, "arguments": function}
-    return json.dumps({"tool_call": shown}, ensure_ascii=False, separators=(",", ":")).encode()
+    return _compact({"tool_call": shown})
 
 
 def _error_text(error: Any) -> str:

@@ -381,3 +381,31 @@ def test_raw_404_that_is_not_about_a_model_is_exit_1(fake_ollama: FakeOllama) ->
     fake_ollama.script(error_reply(404, "no such blob"), path="/api/blobs/x")
     result = invoke(fake_ollama, "raw", "/api/blobs/x")
     assert result.exit_code == 1
+
+
+def test_empty_prompt_words_are_no_prompt(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "generate", "-m", "m", "")
+    assert result.exit_code == 2
+    assert fake_ollama.requests == []
+
+
+def test_history_in_a_missing_directory_fails_before_sending(
+    fake_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    history = tmp_path / "nope" / "talk.jsonl"
+    result = invoke(fake_ollama, "chat", "-m", "m", "--history", str(history), "x")
+    assert result.exit_code == 2
+    assert "no directory" in result.stderr
+    assert fake_ollama.requests == []
+
+
+def test_redirect_is_an_error_naming_the_location(fake_ollama: FakeOllama) -> None:
+    fake_ollama.script(
+        Reply(
+            status=302, headers={"Location": "https://elsewhere/api/generate"}, content_length=True
+        )
+    )
+    result = invoke(fake_ollama, "generate", "-m", "m", "x")
+    assert result.exit_code == 1
+    assert "redirects to https://elsewhere/api/generate" in result.stderr
+    assert len(fake_ollama.requests) == 1

@@ -100,14 +100,15 @@ def test_parse_block_takes_whole_lines_and_skips_blank_ones() -> None:
     from ostream.ndjson import parse_block
 
     block = '{"a":1}\n\n  {"b":"é"}  \n\r\n{"c":[1,{"d":null}]}\r'.encode()
-    assert parse_block(block) == [{"a": 1}, {"b": "é"}, {"c": [1, {"d": None}]}]
+    assert parse_block(block) == ([{"a": 1}, {"b": "é"}, {"c": [1, {"d": None}]}], None)
 
 
 @pytest.mark.parametrize(
     "block", [b'{"a":1} trailing', b'{"a":1}\n[1]', b'{"a":1}\n{"b":"\xff"}', b'{"a":1}{"b":2}']
 )
-def test_parse_block_rejects_what_is_not_one_object_a_line(block: bytes) -> None:
+def test_parse_block_stops_at_what_is_not_one_object_a_line(block: bytes) -> None:
     from ostream.ndjson import parse_block
 
-    with pytest.raises(ProtocolError):
-        parse_block(block)
+    objects, error = parse_block(block)
+    assert isinstance(error, ProtocolError)
+    assert objects == ([] if block.startswith(b'{"a":1} ') or b"}{" in block else [{"a": 1}])
