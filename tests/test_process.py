@@ -406,3 +406,24 @@ def test_debug_variable_shows_the_traceback(fake_ollama: FakeOllama) -> None:
     result = run(["generate", "-m", "missing", "x"], fake_ollama.url, env=env)
     assert result.returncode != 0
     assert b"Traceback" in result.stderr
+
+
+def test_ctrl_c_while_the_cli_is_still_importing_is_quiet() -> None:
+    import sys
+
+    code = (
+        "import builtins\n"
+        "real = builtins.__import__\n"
+        "def slow_to_import(name, *args, **kwargs):\n"
+        "    if name == 'ostream.cli':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = slow_to_import\n"
+        "from ostream.__main__ import run\n"
+        "run()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, env=env_for(""), timeout=30
+    )
+    assert result.returncode == 130
+    assert result.stderr == b""
