@@ -399,3 +399,12 @@ def test_readme_example_runs(readme_runs: dict[int, Run], line: int, info: str, 
     if expected_status == 0:
         assert "ostream: error" not in run.err, shown
         assert _expected_output(code) in run.out, shown
+
+
+def test_the_man_page_is_installed_with_the_package() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    data_files = project["tool"]["setuptools"]["data-files"]
+    assert data_files["share/man/man1"] == ["man/ostream.1"]
+    assert (root / "man" / "ostream.1").is_file()
