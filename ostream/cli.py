@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -63,6 +64,17 @@ class _Group(TyperGroup):
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             code = result if isinstance(result, int) else 0
+        except SystemExit as exc:
+            # Typer ends an EPIPE while printing help with exit 1, having wrapped stdout
+            # to hush the exit-time flush; a closed stdout is 141 here, silently.
+            if type(sys.stdout).__name__ != "PacifyFlushWrapper":
+                raise
+            silence_stdout()
+            code = (
+                ExitCode.BROKEN_PIPE
+                if exc.code == 1
+                else (exc.code if isinstance(exc.code, int) else 1)
+            )
         except Exception as exc:
             if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
                 raise
@@ -280,7 +292,9 @@ def chat(
         conversation: list[dict[str, Any]] = []
         if messages == "-":
             if sys.stdin is None or sys.stdin.isatty():
-                raise UsageError("--messages -: pipe the conversation in on stdin")
+                raise UsageError(
+                    "--messages -: stdin is a terminal or closed; pipe the conversation in"
+                )
             conversation = parse_messages(read_stdin(sys.stdin) or "", "--messages -")
         elif messages is not None:
             conversation = parse_messages(read_text(messages, "--messages"), messages)
@@ -359,6 +373,8 @@ def raw(
 
         target = _target(host, timeout, retries)
         body: bytes | None
+        if data == "-" and (sys.stdin is None or sys.stdin.isatty()):
+            raise UsageError("-d -: stdin is a terminal or closed; pipe the body in")
         if data == "-" or data is None:
             piped = read_stdin(sys.stdin)
             if data == "-" and piped is None:
@@ -374,6 +390,8 @@ def raw(
             except ValueError as exc:
                 raise UsageError(f"the request body is not valid JSON: {exc}") from None
         verb = (method or ("POST" if body is not None else "GET")).upper()
+        if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", verb):
+            raise UsageError(f"-X: {method!r} is not an HTTP method")
         raw_request(target, verb, path, body, writer)
 
     _execute(action)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 READ_SIZE = 1 << 16
 RETRY_STATUSES = frozenset({429, 503})
 DEFAULT_CONNECT_TIMEOUT = 10.0
+MAX_BACKOFF = 8.0
 
 
 class Response:
@@ -124,7 +125,7 @@ class Client:
                 if response.status not in RETRY_STATUSES or attempt >= self.retries:
                     return response
                 response.close()
-            self._sleep(self.backoff * (2**attempt))
+            self._sleep(min(self.backoff * (2**attempt), MAX_BACKOFF))
             attempt += 1
 
     def url(self, path: str) -> str:

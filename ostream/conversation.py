@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ostream.errors import UsageError
+from ostream.options import strict_json
 
 
 def parse_messages(text: str, source: str) -> list[dict[str, Any]]:
@@ -16,7 +17,7 @@ def parse_messages(text: str, source: str) -> list[dict[str, Any]]:
     stripped = text.strip()
     if stripped.startswith("["):
         try:
-            messages = json.loads(stripped)
+            messages = strict_json(stripped)
         except ValueError as exc:
             raise UsageError(f"{source}: invalid JSON: {exc}") from None
     else:
@@ -25,7 +26,7 @@ def parse_messages(text: str, source: str) -> list[dict[str, Any]]:
             if not line.strip():
                 continue
             try:
-                messages.append(json.loads(line))
+                messages.append(strict_json(line))
             except ValueError as exc:
                 raise UsageError(f"{source}:{number}: invalid JSON: {exc}") from None
     for message in messages:

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Any, BinaryIO
 
+from ostream.fds import silence
 from ostream.terminal import visible
 
 
@@ -86,5 +87,7 @@ def report(message: str, stderr: BinaryIO | None = None, *, color: bool = False)
     try:
         stream.write(f"{prefix} {one_line}\n".encode("utf-8", "replace"))
         stream.flush()
-    except (OSError, ValueError):
+    except OSError:
+        silence(2)  # its reader has gone; the exit status still tells
+    except ValueError:
         pass

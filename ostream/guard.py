@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable
 
 from ostream.errors import ExitCode, OstreamError, Stop, debug, report
+from ostream.fds import silence
 from ostream.output import Streams, Writer
 from ostream.signals import cancellable
 
@@ -45,9 +44,4 @@ def execute(action: Callable[[Writer], None], streams: Streams) -> ExitCode:
 
 def silence_stdout() -> None:
     """Point fd 1 at /dev/null so the exit-time flush can neither complain (EPIPE) nor block."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):
-        pass
+    silence(1)

@@ -19,9 +19,21 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+class OutOfRange(ValueError):
+    """A JSON number too large for a double."""
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise OutOfRange(f"{text} is out of range")
+    return number
+
+
 def strict_json(text: str | bytes) -> Any:
-    """json.loads without NaN and Infinity, which are not JSON and Ollama refuses."""
-    return json.loads(text, parse_constant=_no_constant)
+    """json.loads without NaN, Infinity and numbers too large for a double, which are
+    not JSON that Ollama (or ostream, sending it on) can take."""
+    return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -34,6 +46,8 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
             raise UsageError(f"-o takes KEY=VALUE, not {pair!r}")
         try:
             options[key] = strict_json(value)
+        except OutOfRange as exc:
+            raise UsageError(f"-o {key}: {exc}") from None
         except ValueError:
             options[key] = value
     return options

@@ -8,10 +8,12 @@ visibly instead of being interpreted.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from ostream.fds import silence
 from ostream.terminal import visible
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
@@ -26,6 +28,7 @@ class Streams:
     stdout_tty: bool
     stderr_tty: bool
     color: bool
+    stdout_never_blocks: bool = False  # a regular file or a terminal, not a pipe or socket
 
     @classmethod
     def from_sys(cls) -> Streams:
@@ -38,12 +41,20 @@ class Streams:
             stdout_tty=stdout_tty,
             stderr_tty=stderr_tty,
             color=stderr_tty and "NO_COLOR" not in os.environ,
+            stdout_never_blocks=stdout_tty or _is_regular_file(sys.stdout),
         )
 
 
 def _isatty(stream: Any) -> bool:
     try:
         return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _is_regular_file(stream: Any) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
     except (AttributeError, ValueError, OSError):
         return False
 
@@ -122,8 +133,12 @@ class Writer:
         self._out_at_line_start = data.endswith(b"\n")
 
     def _write_err(self, data: bytes) -> None:
-        self._err.write(data)
-        self._err.flush()
+        try:
+            self._err.write(data)
+            self._err.flush()
+        except OSError:
+            # stderr's reader has gone (2> >(head)): the answer and the exit status matter more.
+            silence(2)
         stripped = data[: -len(RESET)] if data.endswith(RESET.encode()) else data
         self._err_at_line_start = stripped.endswith(b"\n")
 

@@ -47,7 +47,9 @@ def stream_answer(
     try:
         payload = json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except UnicodeEncodeError:
-        raise UsageError("an argument is not valid UTF-8") from None
+        raise UsageError("an argument or a file holds text that is not valid UTF-8") from None
+    except ValueError as exc:  # NaN or an infinity that slipped through
+        raise UsageError(f"the request cannot be sent as JSON: {exc}") from None
     client = target.client()
     try:
         with client.open("POST", "/api/" + kind, payload) as response:
@@ -59,8 +61,13 @@ def stream_answer(
         raise
     except Exception:
         # The connection is closed by now; end the partial answer's line.
-        # (Not on a signal: stdout may be what is blocking, and nothing may wait.)
         if not jsonl:
+            writer.finish()
+        raise
+    except BaseException:
+        # A signal: the connection is closed by now. A pipe may be what is blocking,
+        # so the newline goes only where a write cannot wait (a file, a terminal).
+        if not jsonl and writer.streams.stdout_never_blocks:
             writer.finish()
         raise
     finally:

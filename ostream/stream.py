@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -170,8 +171,13 @@ class Streamer:
             pieces.clear()
 
 
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
 def _spaced(line: bytes) -> bool:
-    return b'": ' in line or b'", ' in line or b"{ " in line or b"[ " in line
+    """Whether the line has white space between its tokens (not inside its strings)."""
+    bare = _STRING.sub(b"", line)
+    return b" " in bare or b"\t" in bare
 
 
 def _compact(obj: Any) -> bytes:

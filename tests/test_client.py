@@ -85,3 +85,10 @@ def test_no_read_timeout_unless_asked(fake_ollama: FakeOllama, monkeypatch: Any)
         with client.open("GET", "/api/version") as response:
             assert response.read_all() == b'{"version":"0.12.0"}'
     assert seen == [(client_module.DEFAULT_CONNECT_TIMEOUT, None), (2.5, 2.5)]
+
+
+def test_backoff_is_capped() -> None:
+    client, sleeps = scripted([ConnectError(str(i)) for i in range(9)] + [FakeResponse(200)])
+    client.retries = 9
+    assert client.open("GET", "/").status == 200
+    assert sleeps == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0]
