@@ -881,6 +881,19 @@ class FakeOllama:
             return text_reply(404, "404 page not found", "text/plain")
         return route(rec)
 
+    def _named_request(
+        self, rec: Recorded, go_type: str, *, name_too: bool = False
+    ) -> tuple[dict[str, Any], str] | Reply:
+        """The request object and its model, or the 400 Ollama answers; `name_too`: the
+        endpoints that still take the older `name` field."""
+        req = self._request_object(rec, go_type)
+        if isinstance(req, Reply):
+            return req
+        model = req.get("model") or (req.get("name") if name_too else None)
+        if not isinstance(model, str) or not model:
+            return error_reply(400, "model is required")
+        return req, model
+
     def _request_object(self, rec: Recorded, go_type: str) -> dict[str, Any] | Reply:
         if not rec.body.strip():
             return error_reply(400, "missing request body")
@@ -921,14 +934,12 @@ class FakeOllama:
         return self._completion(rec, "chat")
 
     def _completion(self, rec: Recorded, kind: str) -> Reply:
-        req = self._request_object(
+        got = self._named_request(
             rec, "api.GenerateRequest" if kind == "generate" else "api.ChatRequest"
         )
-        if isinstance(req, Reply):
-            return req
-        model = req.get("model")
-        if not isinstance(model, str) or not model:
-            return error_reply(400, "model is required")
+        if isinstance(got, Reply):
+            return got
+        req, model = got
         error = self._model_error(model)
         if error is not None:
             return error
@@ -1108,12 +1119,10 @@ class FakeOllama:
         return json_reply(obj)
 
     def _pull(self, rec: Recorded) -> Reply:
-        req = self._request_object(rec, "api.PullRequest")
-        if isinstance(req, Reply):
-            return req
-        model = req.get("model") or req.get("name")
-        if not isinstance(model, str) or not model:
-            return error_reply(400, "model is required")
+        got = self._named_request(rec, "api.PullRequest", name_too=True)
+        if isinstance(got, Reply):
+            return got
+        req, model = got
         stream = req.get("stream", True) is not False
         if _behaviour(model) == "missing":
             if not stream:
@@ -1142,12 +1151,10 @@ class FakeOllama:
         return Reply(events=_paced([ndjson(s) for s in statuses], 0))
 
     def _show(self, rec: Recorded) -> Reply:
-        req = self._request_object(rec, "api.ShowRequest")
-        if isinstance(req, Reply):
-            return req
-        model = req.get("model") or req.get("name")
-        if not isinstance(model, str) or not model:
-            return error_reply(400, "model is required")
+        got = self._named_request(rec, "api.ShowRequest", name_too=True)
+        if isinstance(got, Reply):
+            return got
+        _req, model = got
         if _behaviour(model) in ("missing", "old-missing"):
             return error_reply(404, f"model '{model}' not found")
         capabilities = ["completion"]
@@ -1172,12 +1179,10 @@ class FakeOllama:
         )
 
     def _embed(self, rec: Recorded) -> Reply:
-        req = self._request_object(rec, "api.EmbedRequest")
-        if isinstance(req, Reply):
-            return req
-        model = req.get("model")
-        if not isinstance(model, str) or not model:
-            return error_reply(400, "model is required")
+        got = self._named_request(rec, "api.EmbedRequest")
+        if isinstance(got, Reply):
+            return got
+        req, model = got
         error = self._model_error(model)
         if error is not None:
             return error
@@ -1194,12 +1199,10 @@ class FakeOllama:
         )
 
     def _embeddings(self, rec: Recorded) -> Reply:
-        req = self._request_object(rec, "api.EmbeddingRequest")
-        if isinstance(req, Reply):
-            return req
-        model = req.get("model")
-        if not isinstance(model, str) or not model:
-            return error_reply(400, "model is required")
+        got = self._named_request(rec, "api.EmbeddingRequest")
+        if isinstance(got, Reply):
+            return got
+        _req, model = got
         return self._model_error(model) or json_reply({"embedding": [0.1, 0.2, 0.3]})
 
     def _copy(self, rec: Recorded) -> Reply:
@@ -1212,12 +1215,10 @@ class FakeOllama:
         return _empty_reply()
 
     def _delete(self, rec: Recorded) -> Reply:
-        req = self._request_object(rec, "api.DeleteRequest")
-        if isinstance(req, Reply):
-            return req
-        model = req.get("model") or req.get("name")
-        if not isinstance(model, str) or not model:
-            return error_reply(400, "model is required")
+        got = self._named_request(rec, "api.DeleteRequest", name_too=True)
+        if isinstance(got, Reply):
+            return got
+        _req, model = got
         if _behaviour(model) == "missing":
             return error_reply(404, f"model '{model}' not found")
         return _empty_reply()
