@@ -882,16 +882,21 @@ class FakeOllama:
         return route(rec)
 
     def _named_request(
-        self, rec: Recorded, go_type: str, *, name_too: bool = False
+        self, rec: Recorded, go_type: str, *, name_too: bool = False, loads_model: bool = False
     ) -> tuple[dict[str, Any], str] | Reply:
-        """The request object and its model, or the 400 Ollama answers; `name_too`: the
-        endpoints that still take the older `name` field."""
+        """The request object and its model, or the error Ollama answers: 400 without a
+        model, and with `loads_model` the scripted model errors (404, 503, 500...).
+        `name_too`: the endpoints that still take the older `name` field."""
         req = self._request_object(rec, go_type)
         if isinstance(req, Reply):
             return req
         model = req.get("model") or (req.get("name") if name_too else None)
         if not isinstance(model, str) or not model:
             return error_reply(400, "model is required")
+        if loads_model:
+            error = self._model_error(model)
+            if error is not None:
+                return error
         return req, model
 
     def _request_object(self, rec: Recorded, go_type: str) -> dict[str, Any] | Reply:
@@ -935,14 +940,13 @@ class FakeOllama:
 
     def _completion(self, rec: Recorded, kind: str) -> Reply:
         got = self._named_request(
-            rec, "api.GenerateRequest" if kind == "generate" else "api.ChatRequest"
+            rec,
+            "api.GenerateRequest" if kind == "generate" else "api.ChatRequest",
+            loads_model=True,
         )
         if isinstance(got, Reply):
             return got
         req, model = got
-        error = self._model_error(model)
-        if error is not None:
-            return error
         beh = _behaviour(model)
         opts = req.get("options")
         opts = opts if isinstance(opts, dict) else {}
@@ -1179,13 +1183,10 @@ class FakeOllama:
         )
 
     def _embed(self, rec: Recorded) -> Reply:
-        got = self._named_request(rec, "api.EmbedRequest")
+        got = self._named_request(rec, "api.EmbedRequest", loads_model=True)
         if isinstance(got, Reply):
             return got
         req, model = got
-        error = self._model_error(model)
-        if error is not None:
-            return error
         inputs = req.get("input")
         count = len(inputs) if isinstance(inputs, list) else 1
         return json_reply(
@@ -1199,11 +1200,8 @@ class FakeOllama:
         )
 
     def _embeddings(self, rec: Recorded) -> Reply:
-        got = self._named_request(rec, "api.EmbeddingRequest")
-        if isinstance(got, Reply):
-            return got
-        _req, model = got
-        return self._model_error(model) or json_reply({"embedding": [0.1, 0.2, 0.3]})
+        got = self._named_request(rec, "api.EmbeddingRequest", loads_model=True)
+        return got if isinstance(got, Reply) else json_reply({"embedding": [0.1, 0.2, 0.3]})
 
     def _copy(self, rec: Recorded) -> Reply:
         req = self._request_object(rec, "api.CopyRequest")
