@@ -46,6 +46,7 @@ class Streamer:
         self.show_thinking = show_thinking and not jsonl
         self.keep = keep
         self.reply = Reply()
+        self._fields = _chat_fields if kind == "chat" else _generate_fields
 
     def run(self, chunks: Iterable[bytes]) -> Reply:
         """Consume the body; return once the `done` object has been handled.
@@ -119,19 +120,9 @@ class Streamer:
 
     def _render(self, objects: list[dict[str, Any]]) -> None:
         pieces: list[str] = []
-        chat = self.kind == "chat"
+        fields = self._fields
         for obj in objects:
-            if chat:
-                message = obj.get("message")
-                if type(message) is not dict:
-                    continue
-                text, thinking, calls = (
-                    message.get("content"),
-                    message.get("thinking"),
-                    message.get("tool_calls"),
-                )
-            else:
-                text, thinking, calls = obj.get("response"), obj.get("thinking"), None
+            text, thinking, calls = fields(obj)
             if thinking:
                 if self.keep:
                     self.reply.thinking.append(thinking)
@@ -150,16 +141,13 @@ class Streamer:
         self._flush(pieces)
 
     def _collect(self, obj: dict[str, Any]) -> None:
-        message = obj.get("message") if self.kind == "chat" else obj
-        if type(message) is not dict:
-            return
-        text = message.get("content" if self.kind == "chat" else "response")
+        text, thinking, calls = self._fields(obj)
         if text:
             self.reply.content.append(text)
-        if message.get("thinking"):
-            self.reply.thinking.append(message["thinking"])
-        if message.get("tool_calls"):
-            self.reply.tool_calls.extend(message["tool_calls"])
+        if thinking:
+            self.reply.thinking.append(thinking)
+        if calls:
+            self.reply.tool_calls.extend(calls)
 
     def _flush(self, pieces: list[str]) -> None:
         if pieces:
@@ -169,6 +157,19 @@ class Streamer:
                 text = "".join(p for p in pieces if type(p) is str)
             self.writer.text(text)
             pieces.clear()
+
+
+def _generate_fields(obj: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """(text, thinking, tool calls) of a generate chunk."""
+    return obj.get("response"), obj.get("thinking"), None
+
+
+def _chat_fields(obj: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """(text, thinking, tool calls) of a chat chunk."""
+    message = obj.get("message")
+    if type(message) is not dict:
+        return None, None, None
+    return message.get("content"), message.get("thinking"), message.get("tool_calls")
 
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
