@@ -32,7 +32,6 @@ class Response:
         self.url = url
         self.status: int = response.status_code
         self.reason: str = response.reason or ""
-        self.content_type: str = response.headers.get("content-type", "")
         self.location: str = response.headers.get("location", "")
         self.received = 0
         self._timeout = timeout

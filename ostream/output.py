@@ -73,7 +73,6 @@ class Writer:
         self._err = streams.stderr
         self._out_safe = streams.stdout_tty
         self._err_safe = streams.stderr_tty
-        self.wrote_out = False
         self._out_at_line_start = True
         self._err_at_line_start = True
 
@@ -107,18 +106,19 @@ class Writer:
             return
         if self._err_safe:
             text = visible(text)
+        ends_line = text.endswith("\n")
         if self.streams.color:
             text = DIM + text + RESET
-        self._write_err(text.encode("utf-8", "surrogateescape"))
+        self._write_err(text.encode("utf-8", "surrogateescape"), ends_line)
 
     def end_thinking(self) -> None:
         if not self._err_at_line_start:
-            self._write_err(b"\n")
+            self._write_err(b"\n", True)
 
     def info(self, text: str) -> None:
         """A finished message for the human on stderr."""
         self.end_thinking()
-        self._write_err(text.encode("utf-8", "replace"))
+        self._write_err(text.encode("utf-8", "replace"), text.endswith("\n"))
 
     def finish(self) -> None:
         """End stdout with a newline if the answer did not."""
@@ -129,18 +129,16 @@ class Writer:
     def _write_out(self, data: bytes) -> None:
         self._out.write(data)
         self._out.flush()
-        self.wrote_out = True
         self._out_at_line_start = data.endswith(b"\n")
 
-    def _write_err(self, data: bytes) -> None:
+    def _write_err(self, data: bytes, ends_line: bool) -> None:
         try:
             self._err.write(data)
             self._err.flush()
         except OSError:
             # stderr's reader has gone (2> >(head)): the answer and the exit status matter more.
             silence(2)
-        stripped = data[: -len(RESET)] if data.endswith(RESET.encode()) else data
-        self._err_at_line_start = stripped.endswith(b"\n")
+        self._err_at_line_start = ends_line
 
 
 def format_stats(done: dict[str, Any]) -> str:
