@@ -681,16 +681,22 @@ class _Handler(BaseHTTPRequestHandler):
                     continue
                 prefix = head or b""
                 head = None
-                sent_at = time.monotonic()  # before the write: a fast client may read first
-                if not reply.chunked:
-                    self._write(prefix + data)
-                elif len(data) > 65536:
-                    self._write(prefix + b"%x\r\n" % len(data))
-                    self._write(data)
-                    self._write(b"\r\n")
-                else:
-                    self._write(prefix + b"%x\r\n" % len(data) + data + b"\r\n")
-                rec.sent.append((sent_at, data))
+                # Recorded before the write: a fast client may read it, finish, and be
+                # checked against `rec.sent` before this thread runs again.
+                entry = (time.monotonic(), data)
+                rec.sent.append(entry)
+                try:
+                    if not reply.chunked:
+                        self._write(prefix + data)
+                    elif len(data) > 65536:
+                        self._write(prefix + b"%x\r\n" % len(data))
+                        self._write(data)
+                        self._write(b"\r\n")
+                    else:
+                        self._write(prefix + b"%x\r\n" % len(data) + data + b"\r\n")
+                except (_ClientLeft, _Stopping):
+                    rec.sent.pop()  # only this thread appends: the entry is last
+                    raise
             elif isinstance(ev, Sleep):
                 self._idle(ev.seconds)
             elif isinstance(ev, Wait):
@@ -730,8 +736,13 @@ class _Handler(BaseHTTPRequestHandler):
         body = b"".join(parts)
         if self._client_gone(0):
             raise _ClientLeft
-        self._write(head if self.command == "HEAD" else head + body)
-        rec.sent.append((time.monotonic(), body))
+        entry = (time.monotonic(), body)
+        rec.sent.append(entry)  # before the write, as in _play_stream
+        try:
+            self._write(head if self.command == "HEAD" else head + body)
+        except (_ClientLeft, _Stopping):
+            rec.sent.pop()
+            raise
         if dropped:
             return _DROPPED
         rec.finished_at = time.monotonic()
