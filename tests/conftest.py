@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,16 @@ if _ROOT not in sys.path:  # make `tests.fake_ollama` importable under any impor
     sys.path.insert(0, _ROOT)
 
 from tests.fake_ollama import FakeOllama  # noqa: E402
+
+# A suite started in the background by a non-interactive shell (`cmd &`, some CI runners)
+# inherits SIGINT ignored, and exec() passes an ignored signal on to every ostream the tests
+# spawn, which rightly leaves it ignored (CONTRACT: Signals). The signal tests need the
+# disposition a user's shell gives, so undo an inherited SIG_IGN here; a Python-level
+# handler in this process becomes SIG_DFL in a child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @pytest.fixture
