@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ostream.client import Client, Response
-from ostream.errors import ModelNotFound, ServerError, UsageError
+from ostream.errors import ModelNotFound, ProtocolError, ServerError, UsageError
 from ostream.ndjson import excerpt
 from ostream.output import Writer, format_stats
-from ostream.stream import Kind, Reply, Streamer, copy_raw
+from ostream.stream import ENDED_EARLY, Kind, Reply, Streamer, copy_raw
 
 ERROR_HEAD = 1 << 16
 
@@ -92,11 +92,13 @@ def raw_request(target: Target, method: str, path: str, body: bytes | None, writ
                         head.extend(data[: ERROR_HEAD - len(head)])
                     yield data
 
-            failure = copy_raw(chunks(), writer)
+            seen = copy_raw(chunks(), writer)
             if response.status >= 300:
                 raise status_error(response, bytes(head), model=None)
-            if failure is not None:
-                raise ServerError(failure)
+            if seen.error is not None:
+                raise ServerError(seen.error)
+            if seen.unfinished():
+                raise ProtocolError(ENDED_EARLY)
     finally:
         client.close()
 

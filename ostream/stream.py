@@ -14,6 +14,8 @@ from ostream.output import Writer
 
 Kind = Literal["generate", "chat"]
 
+ENDED_EARLY = "the stream ended before the model finished"
+
 
 @dataclass
 class Reply:
@@ -62,7 +64,7 @@ class Streamer:
         tail = framer.rest()
         if tail and self._block(tail):
             return self.reply
-        raise ProtocolError("the stream ended before the model finished")
+        raise ProtocolError(ENDED_EARLY)
 
     def _block(self, block: bytes) -> bool:
         """Handle the whole lines of one network read; True once `done` was seen.
@@ -198,25 +200,50 @@ def _error_text(error: Any) -> str:
     return error if isinstance(error, str) else json.dumps(error, ensure_ascii=False)
 
 
-def copy_raw(chunks: Iterable[bytes], writer: Writer) -> str | None:
-    """Copy a body to stdout byte for byte, whole lines at a time as they arrive.
+@dataclass
+class RawBody:
+    """What `copy_raw` saw: the first `{"error": ...}` message, and the last line."""
 
-    Returns the first `{"error": ...}` line's message, if any.
-    """
+    error: str | None = None
+    last_line: bytes = b""
+
+    def unfinished(self) -> bool:
+        """The body is a stream of objects with `done` whose last one is not done."""
+        if b'"done"' not in self.last_line:
+            return False
+        try:
+            obj = json.loads(self.last_line)
+        except ValueError:
+            return False
+        return isinstance(obj, dict) and "done" in obj and obj["done"] is not True
+
+
+def copy_raw(chunks: Iterable[bytes], writer: Writer) -> RawBody:
+    """Copy a body to stdout byte for byte, whole lines at a time as they arrive."""
     framer = LineFramer()
-    failure: str | None = None
+    seen = RawBody()
     for data in chunks:
         block = framer.feed(data)
         if block is None:
             continue
         writer.raw(block + b"\n")
-        if failure is None and b'"error"' in block:
-            failure = _find_error(block)
+        if seen.error is None and b'"error"' in block:
+            seen.error = _find_error(block)
+        _note_last_line(seen, block)
     rest = framer.rest()
     writer.raw(rest)
-    if failure is None and b'"error"' in rest:
-        failure = _find_error(rest)
-    return failure
+    if seen.error is None and b'"error"' in rest:
+        seen.error = _find_error(rest)
+    _note_last_line(seen, rest)
+    return seen
+
+
+def _note_last_line(seen: RawBody, block: bytes) -> None:
+    line = block[block.rfind(b"\n") + 1 :]
+    if line.strip():
+        seen.last_line = line
+    elif block.strip():  # blank lines at the end of the block: look further back
+        seen.last_line = block.rstrip().rsplit(b"\n", 1)[-1]
 
 
 def _find_error(data: bytes) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pty
 import signal
@@ -187,6 +188,32 @@ def test_exit_codes(fake_ollama: FakeOllama, model: str, code: int, message: str
     result = run(["generate", "-m", model, "--retries", "0", "hello"], fake_ollama.url)
     assert result.returncode == code, result.stderr
     assert_quiet_stderr(result.stderr)
+    if message is None:
+        assert result.stderr == b""
+    else:
+        assert result.stderr.startswith(b"ostream: error: ")
+        assert result.stderr.count(b"\n") == 1
+        assert message.encode() in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("model", "stream", "code", "message"),
+    [
+        ("m", True, 0, None),
+        ("m", False, 0, None),
+        ("truncated", True, 5, "stream ended before the model finished"),
+        ("drop", True, 5, "broke mid-stream"),
+        ("error-mid", True, 1, "an error was encountered while running the model"),
+        ("missing", True, 4, "model 'missing' not found"),
+    ],
+)
+def test_raw_exit_codes(
+    fake_ollama: FakeOllama, model: str, stream: bool, code: int, message: str | None
+) -> None:
+    body = json.dumps({"model": model, "prompt": "a b", "stream": stream}).encode()
+    result = run(["raw", "--retries", "0"], fake_ollama.url, input=body)
+    assert result.returncode == code, result.stderr
+    assert result.stdout == fake_ollama.requests[-1].sent_bytes  # copied whatever the outcome
     if message is None:
         assert result.stderr == b""
     else:

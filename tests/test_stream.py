@@ -199,7 +199,28 @@ def test_visible_keeps_newline_and_tab_and_printables() -> None:
 def test_raw_copies_bytes_and_reports_an_error_line() -> None:
     writer = make_writer()
     body = [b'{"status":"pulling"}\n{"sta', b'tus":"x"}\n{"error":"no space"}\n', b"tail"]
-    assert copy_raw(body, writer) == "no space"
+    seen = copy_raw(body, writer)
+    assert seen.error == "no space"
+    assert out(writer) == b"".join(body)
+    assert seen.last_line == b"tail"
+
+
+@pytest.mark.parametrize(
+    ("body", "unfinished"),
+    [
+        ([b'{"response":"a","done":false}\n{"response":"b","done":false}\n'], True),
+        ([b'{"response":"a","done":false}\n', b'{"done":true}\n\n\n'], False),
+        ([b'{"done":false}\n{"done":tr', b"ue}"], False),  # last line without a newline
+        ([b'{"response":"a","done":false}\n\n  \n'], True),  # trailing blank lines
+        ([b'{"status":"pulling"}\n{"status":"success"}\n'], False),  # /api/pull: no done
+        ([b'{"models":[]}'], False),  # /api/tags
+        ([b"Ollama is running"], False),  # not JSON: copied, not judged
+        ([b""], False),
+    ],
+)
+def test_raw_knows_a_stream_that_ended_before_done(body: list[bytes], unfinished: bool) -> None:
+    writer = make_writer()
+    assert copy_raw(body, writer).unfinished() is unfinished
     assert out(writer) == b"".join(body)
 
 
