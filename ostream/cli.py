@@ -140,6 +140,8 @@ def _target(host: str | None, timeout: float | None, retries: int) -> Any:
         raise UsageError("--timeout takes a finite number of seconds")
     # Trimmed like Ollama trims its variables: spaces, then quotes.
     key = os.environ.get("OLLAMA_API_KEY", "").strip().strip("\"'")
+    if re.search(r"[^\x21-\x7e]", key):  # checked here: http.client's message would quote it
+        raise UsageError("OLLAMA_API_KEY holds a space, a control or a non-ASCII character")
     return Target(base, key or None, timeout, retries)
 
 

@@ -117,8 +117,8 @@ class Client:
         while True:
             try:
                 response = self._send(method, path, body)
-            except ConnectError:
-                if attempt >= self.retries:
+            except ConnectError as exc:
+                if attempt >= self.retries or not exc.retry:
                     raise
             else:
                 if response.status not in RETRY_STATUSES or attempt >= self.retries:
@@ -162,6 +162,11 @@ class Client:
                 auth=self._bearer if self.api_key else None,  # and ~/.netrc can't override it
             )
         except requests.exceptions.ConnectTimeout:
+            if self.timeout is None:  # the built-in limit, not --timeout: a host that is not there
+                raise ConnectError(
+                    f"cannot connect to {self.base_url}: no answer within {connect:g}s",
+                    retry=False,
+                ) from None
             raise Timeout(f"timed out after {connect:g}s connecting to {self.base_url}") from None
         except requests.exceptions.ReadTimeout:
             raise Timeout(
@@ -169,7 +174,7 @@ class Client:
             ) from None
         except requests.exceptions.SSLError as exc:
             raise ConnectError(
-                f"TLS failure connecting to {self.base_url}: {_reason(exc)}"
+                f"TLS failure connecting to {self.base_url}: {_reason(exc)}", retry=False
             ) from None
         except requests.exceptions.ConnectionError as exc:
             if _is_refused_or_unreachable(exc):
@@ -181,7 +186,7 @@ class Client:
             # Their messages quote the header: never let the key reach the screen.
             raise UsageError("OLLAMA_API_KEY is not a valid HTTP header value") from None
         except requests.exceptions.InvalidURL as exc:
-            raise ConnectError(f"invalid URL {url}: {exc}") from None
+            raise ConnectError(f"invalid URL {url}: {exc}", retry=False) from None
         return Response(response, url, self.timeout)
 
     def _bearer(self, request: requests.PreparedRequest) -> requests.PreparedRequest:

@@ -45,6 +45,10 @@ class ServerError(OstreamError):
 class ConnectError(OstreamError):
     code = ExitCode.CONNECT
 
+    def __init__(self, message: str, *, retry: bool = True) -> None:
+        super().__init__(message)
+        self.retry = retry  # False when trying again cannot help (TLS, a bad URL) or already waited
+
 
 class ModelNotFound(OstreamError):
     code = ExitCode.MODEL_NOT_FOUND

@@ -50,6 +50,33 @@ def test_busy_answers_are_retried_and_closed() -> None:
     assert sleeps == [0.25, 0.5]
 
 
+def test_connect_errors_that_cannot_improve_are_not_retried() -> None:
+    client, sleeps = scripted([ConnectError("tls", retry=False), FakeResponse(200)])
+    with pytest.raises(ConnectError, match="tls"):
+        client.open("GET", "/")
+    assert sleeps == []
+
+
+def test_the_built_in_connect_limit_is_a_connect_failure_not_a_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.proc import full_backlog
+
+    monkeypatch.setattr(client_module, "DEFAULT_CONNECT_TIMEOUT", 0.3)
+    server, fillers = full_backlog()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}"
+    sleeps: list[float] = []
+    try:
+        with pytest.raises(ConnectError) as caught:
+            Client(url, retries=2, sleep=sleeps.append).open("GET", "/")
+    finally:
+        for sock in [server, *fillers]:
+            sock.close()
+    assert str(caught.value) == f"cannot connect to {url}: no answer within 0.3s"
+    assert caught.value.code == 3
+    assert sleeps == []  # it already waited the whole limit
+
+
 def test_retries_run_out() -> None:
     client, sleeps = scripted([ConnectError(str(i)) for i in range(4)])
     with pytest.raises(ConnectError, match="3"):

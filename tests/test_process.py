@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pty
@@ -17,6 +16,7 @@ from tests.fake_ollama import FakeOllama, Reply, Send, Stall, Wait, gen_chunks, 
 from tests.proc import (
     assert_quiet_stderr,
     env_for,
+    full_backlog,
     ignore_sigint,
     read_until,
     run,
@@ -364,23 +364,6 @@ def test_broken_pipe_in_a_shell_pipeline(fake_ollama: FakeOllama) -> None:
     )
     assert result.stdout == b"tok tok to 141\n"
     assert result.stderr == b""
-
-
-def full_backlog() -> tuple[socket.socket, list[socket.socket]]:
-    """A listening socket whose accept queue is full: new connects hang (SYNs dropped)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(0)
-    port = server.getsockname()[1]
-    fillers = []
-    for _ in range(3):
-        sock = socket.socket()
-        sock.setblocking(False)
-        with contextlib.suppress(BlockingIOError):
-            sock.connect(("127.0.0.1", port))
-        fillers.append(sock)
-    threading.Event().wait(0.2)
-    return server, fillers
 
 
 def test_timeout_while_connecting() -> None:

@@ -67,6 +67,23 @@ def test_api_key_with_a_newline_is_never_printed(fake_ollama: FakeOllama) -> Non
     result = run(["generate", "-m", "m", "hi"], fake_ollama.url, env=env)
     assert b"sekrit-key-123" not in result.stderr + result.stdout
     assert b"unexpected" not in result.stderr
+    assert result.returncode == 0  # the trailing newline is trimmed
+    assert fake_ollama.requests[-1].headers["authorization"] == "Bearer sekrit-key-123"
+
+
+@pytest.mark.parametrize(
+    "key", ["sekrit key", "sekrit\nX-Injected: 1", "sekrit\x01", "sekrit-kl\u00fcssel"]
+)
+def test_api_key_that_cannot_be_a_header_is_refused_unprinted(
+    fake_ollama: FakeOllama, key: str
+) -> None:
+    env = env_for(fake_ollama.url, OLLAMA_API_KEY=key)
+    result = run(["raw", "/api/tags"], fake_ollama.url, env=env)
+    assert result.returncode == 2
+    assert result.stderr.startswith(b"ostream: error: OLLAMA_API_KEY ")
+    assert result.stderr.count(b"\n") == 1
+    assert b"sekrit" not in result.stderr + result.stdout
+    assert fake_ollama.requests == []
 
 
 # --- 2. a signal while stdout is blocked: connection stays open, process hangs ------------
