@@ -39,7 +39,7 @@ EXIT_CODES = """\b
 Exit status:
   0    the stream completed (done: true) or the raw request succeeded
   1    the server reported an error: HTTP status >= 400 (except a missing
-       model), or an {"error": ...} line mid-stream
+       model), or an {"error": ...} line mid-stream; or stdout not writable
   2    usage error: bad option, no prompt, invalid JSON, unreadable file or stdin
   3    cannot connect to the server (refused, unknown host, TLS failure)
   4    model not found (HTTP 404 naming the model)
@@ -75,6 +75,10 @@ class _Group(TyperGroup):
                 if exc.code == 1
                 else (exc.code if isinstance(exc.code, int) else 1)
             )
+        except OSError as exc:  # --help into a full disk, completion files
+            silence_stdout()
+            report(_os_error(exc))
+            code = ExitCode.SERVER_ERROR
         except Exception as exc:
             if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
                 raise
@@ -111,9 +115,21 @@ def _version(value: bool) -> None:
         except BrokenPipeError:
             silence_stdout()
             raise typer.Exit(ExitCode.BROKEN_PIPE) from None
-        except (AttributeError, OSError, ValueError):  # started with fd 1 closed
+        except OSError as exc:  # a full disk, an I/O error
+            silence_stdout()
+            report(_os_error(exc))
+            raise typer.Exit(ExitCode.SERVER_ERROR) from None
+        except (AttributeError, ValueError):  # started with fd 1 closed
+            report("stdout is closed")
             raise typer.Exit(ExitCode.USAGE) from None
         raise typer.Exit()
+
+
+def _os_error(exc: OSError) -> str:
+    """An OSError outside a command (help, version, completion) as a message."""
+    if exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return f"cannot write to stdout: {exc.strerror or exc}"
 
 
 @app.callback()
@@ -385,7 +401,10 @@ def raw(
         elif data.startswith("@"):
             body = read_bytes(data[1:], "--data")
         else:
-            body = data.encode("utf-8")
+            try:
+                body = data.encode("utf-8")
+            except UnicodeEncodeError:
+                raise UsageError("-d: the body is not valid UTF-8") from None
         if body is not None:
             try:
                 strict_json(body)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from ostream.errors import UsageError
+from ostream.ndjson import compact
 from ostream.options import strict_json
 
 
@@ -36,17 +36,28 @@ def parse_messages(text: str, source: str) -> list[dict[str, Any]]:
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:
-    """The messages of a --history file; a missing file is an empty conversation."""
+    """The messages of a --history file; a missing file is an empty conversation.
+
+    What would stop the turn from being saved is refused now, before the answer
+    streams: a missing or unwritable directory (the new file is made there and
+    renamed over the old one), a file that is not writable.
+    """
+    real = os.path.realpath(path)
+    directory = os.path.dirname(real)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        # Fail now, not after the whole answer has streamed and cannot be saved.
-        directory = os.path.dirname(os.path.realpath(path))
         if not os.path.isdir(directory):
             raise UsageError(f"--history: no directory {directory}") from None
-        return []
+        data = None
     except OSError as exc:
         raise UsageError(f"--history: cannot read {path}: {exc.strerror or exc}") from None
+    if data is not None and not os.access(real, os.W_OK):
+        raise UsageError(f"--history: {path} is not writable")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageError(f"--history: cannot create files in {directory}")
+    if data is None:
+        return []
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -69,10 +80,7 @@ def append_turn(path: Path, messages: list[dict[str, Any]]) -> None:
         old = b""
     if old and not old.endswith(b"\n"):
         old += b"\n"
-    new = b"".join(
-        json.dumps(m, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
-        for m in messages
-    )
+    new = b"".join(compact(m) + b"\n" for m in messages)
     directory = path.parent
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:

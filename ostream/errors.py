@@ -34,6 +34,12 @@ class OstreamError(Exception):
         self.message = message
 
 
+class OutputError(OstreamError):
+    """stdout cannot be written (a full disk, an I/O error); a closed pipe is not this."""
+
+    code = ExitCode.SERVER_ERROR
+
+
 class UsageError(OstreamError):
     code = ExitCode.USAGE
 

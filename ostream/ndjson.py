@@ -103,3 +103,26 @@ def excerpt(data: bytes, limit: int = EXCERPT) -> str:
     text = " ".join(data[: limit * 4].decode("utf-8", "replace").split())
     more = len(text) > limit or len(data) > limit * 4
     return repr(text[:limit] + ("…" if more else ""))
+
+
+def json_object(data: bytes) -> dict[str, Any] | None:
+    """`data` as one JSON object, or None when it is anything else."""
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return None
+    return obj if type(obj) is dict else None
+
+
+def compact(obj: Any) -> bytes:
+    """One compact JSON line's bytes (no newline), characters kept as they are."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (from a \ud83d escape): keep it escaped
+        return json.dumps(obj, separators=(",", ":")).encode("ascii")
+
+
+def error_text(error: Any) -> str:
+    """The message of an `{"error": ...}` object."""
+    return error if isinstance(error, str) else json.dumps(error, ensure_ascii=False)

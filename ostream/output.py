@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from ostream.errors import OutputError
 from ostream.fds import silence
 from ostream.terminal import visible
 
@@ -64,6 +65,13 @@ def _binary(stream: Any) -> BinaryIO:
     return buffer if buffer is not None else stream  # type: ignore[no-any-return]
 
 
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, from a \ud83d escape: U+FFFD, like a decoder
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text).encode("utf-8")
+
+
 class Writer:
     """Owns stdout and stderr for one run: encoding, flushing, terminal safety."""
 
@@ -84,7 +92,7 @@ class Writer:
             self.end_thinking()
         if self._out_safe:
             text = visible(text)
-        self._write_out(text.encode("utf-8", "surrogateescape"))
+        self._write_out(_utf8(text))
 
     def line(self, data: bytes) -> None:
         """One whole line to stdout; `data` ends with b"\\n" or gets one."""
@@ -109,7 +117,7 @@ class Writer:
         ends_line = text.endswith("\n")
         if self.streams.color:
             text = DIM + text + RESET
-        self._write_err(text.encode("utf-8", "surrogateescape"), ends_line)
+        self._write_err(_utf8(text), ends_line)
 
     def end_thinking(self) -> None:
         if not self._err_at_line_start:
@@ -127,8 +135,14 @@ class Writer:
             self._write_out(b"\n")
 
     def _write_out(self, data: bytes) -> None:
-        self._out.write(data)
-        self._out.flush()
+        try:
+            self._out.write(data)
+            self._out.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            silence(1)  # what is left in the buffer must not fail again at exit
+            raise OutputError(f"cannot write to stdout: {exc.strerror or exc}") from None
         self._out_at_line_start = data.endswith(b"\n")
 
     def _write_err(self, data: bytes, ends_line: bool) -> None:

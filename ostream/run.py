@@ -12,9 +12,10 @@ from typing import Any
 
 from ostream.client import Client, Response
 from ostream.errors import ModelNotFound, ProtocolError, ServerError, UsageError
-from ostream.ndjson import excerpt
+from ostream.ndjson import excerpt, json_object
 from ostream.output import Writer, format_stats
-from ostream.stream import ENDED_EARLY, Kind, Reply, Streamer, copy_raw
+from ostream.rawbody import copy_raw
+from ostream.stream import ENDED_EARLY, Kind, Reply, Streamer
 
 ERROR_HEAD = 1 << 16
 
@@ -106,13 +107,13 @@ def raw_request(target: Target, method: str, path: str, body: bytes | None, writ
 def fail(response: Response, writer: Writer, *, model: str, jsonl: bool) -> None:
     """Raise the error an HTTP status ≥ 300 stands for (the JSON body to stdout in --jsonl)."""
     body = response.read_all(ERROR_HEAD)
-    if jsonl and _json_object(body) is not None:
+    if jsonl and json_object(body) is not None:
         writer.line(body.strip())
     raise status_error(response, body, model=model)
 
 
 def status_error(response: Response, body: bytes, *, model: str | None) -> Exception:
-    obj = _json_object(body)
+    obj = json_object(body)
     message = obj.get("error") if obj is not None else None
     if response.status == 404 and isinstance(message, str):
         if model:
@@ -130,11 +131,3 @@ def status_error(response: Response, body: bytes, *, model: str | None) -> Excep
     if body.strip():
         return ServerError(f"HTTP {status} from {response.url}: {excerpt(body.strip())}")
     return ServerError(f"HTTP {status} from {response.url}")
-
-
-def _json_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        obj = json.loads(body)
-    except ValueError:
-        return None
-    return obj if isinstance(obj, dict) else None

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ostream.errors import ProtocolError, ServerError
-from ostream.ndjson import LineFramer, parse_block
+from ostream.ndjson import LineFramer, compact, error_text, parse_block
 from ostream.output import Writer
 
 Kind = Literal["generate", "chat"]
@@ -28,12 +27,17 @@ class Reply:
 
     def message(self) -> dict[str, Any]:
         """The whole assistant message, as a chat history stores it."""
-        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content)}
+        message: dict[str, Any] = {"role": "assistant", "content": _join(self.content)}
         if self.thinking:
-            message["thinking"] = "".join(self.thinking)
+            message["thinking"] = _join(self.thinking)
         if self.tool_calls:
             message["tool_calls"] = self.tool_calls
         return message
+
+
+def _join(pieces: list[Any]) -> str:
+    """The text of the fragments, skipping any that a broken server sent as non-strings."""
+    return "".join(p for p in pieces if type(p) is str)
 
 
 class Streamer:
@@ -76,7 +80,11 @@ class Streamer:
         stop = None
         if b"true" in block or b'"error"' in block:  # cheap: most blocks hold neither
             stop = next(
-                (i for i, obj in enumerate(objects) if "error" in obj or obj.get("done") is True),
+                (
+                    i
+                    for i, obj in enumerate(objects)
+                    if obj.get("error") is not None or obj.get("done") is True
+                ),
                 None,
             )
         if stop is not None:
@@ -94,8 +102,8 @@ class Streamer:
         if stop is None:
             return False
         last = objects[-1]
-        if "error" in last:
-            raise ServerError(_error_text(last["error"]))
+        if last.get("error") is not None:
+            raise ServerError(error_text(last["error"]))
         self.reply.done = last
         return True
 
@@ -103,19 +111,24 @@ class Streamer:
         """The server's own lines, unchanged when they are compact (Ollama's are)."""
         if not objects:
             return
+        newline = block.find(b"\n")
         if (
             len(objects) != block.count(b"\n") + 1
             or b"\r" in block
             or b'": ' in block
             or b'", ' in block
+            or b"\n " in block
+            or b"\n\t" in block
             or block[:1].isspace()
             or block[-1:].isspace()
+            # A server spaces all its lines or none: the first one tells, cheaply.
+            or _spaced(block if newline < 0 else block[:newline])
         ):
             # Rare: blank lines, CRs, a line not taken, or JSON with spaces (a proxy,
             # a gateway). Keep each compact line, re-encode the others compactly.
             lines = [line.strip() for line in block.split(b"\n") if line.strip()]
             block = b"\n".join(
-                _compact(obj) if _spaced(line) else line
+                compact(obj) if _spaced(line) else line
                 for line, obj in zip(lines, objects, strict=False)
             )
         self.writer.line(block)
@@ -125,7 +138,7 @@ class Streamer:
         fields = self._fields
         for obj in objects:
             text, thinking, calls = fields(obj)
-            if thinking:
+            if thinking and type(thinking) is str:
                 if self.keep:
                     self.reply.thinking.append(thinking)
                 if self.show_thinking:
@@ -137,7 +150,7 @@ class Streamer:
                     self.reply.content.append(text)
             if calls:
                 self._flush(pieces)
-                for call in calls:
+                for call in calls if type(calls) is list else [calls]:
                     self.reply.tool_calls.append(call)
                     self.writer.line(_tool_call_line(call))
         self._flush(pieces)
@@ -149,14 +162,14 @@ class Streamer:
         if thinking:
             self.reply.thinking.append(thinking)
         if calls:
-            self.reply.tool_calls.extend(calls)
+            self.reply.tool_calls.extend(calls if type(calls) is list else [calls])
 
     def _flush(self, pieces: list[str]) -> None:
         if pieces:
             try:
                 text = "".join(pieces)
             except TypeError:  # a server sent a non-string fragment: skip it
-                text = "".join(p for p in pieces if type(p) is str)
+                text = _join(pieces)
             self.writer.text(text)
             pieces.clear()
 
@@ -183,77 +196,10 @@ def _spaced(line: bytes) -> bool:
     return b" " in bare or b"\t" in bare
 
 
-def _compact(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
 def _tool_call_line(call: Any) -> bytes:
     function = call.get("function", call) if isinstance(call, dict) else call
     if isinstance(function, dict):
         shown = {"name": function.get("name"), "arguments": function.get("arguments", {})}
     else:
         shown = {"name": None, "arguments": function}
-    return _compact({"tool_call": shown})
-
-
-def _error_text(error: Any) -> str:
-    return error if isinstance(error, str) else json.dumps(error, ensure_ascii=False)
-
-
-@dataclass
-class RawBody:
-    """What `copy_raw` saw: the first `{"error": ...}` message, and the last line."""
-
-    error: str | None = None
-    last_line: bytes = b""
-
-    def unfinished(self) -> bool:
-        """The body is a stream of objects with `done` whose last one is not done."""
-        if b'"done"' not in self.last_line:
-            return False
-        try:
-            obj = json.loads(self.last_line)
-        except ValueError:
-            return False
-        return isinstance(obj, dict) and "done" in obj and obj["done"] is not True
-
-
-def copy_raw(chunks: Iterable[bytes], writer: Writer) -> RawBody:
-    """Copy a body to stdout byte for byte, whole lines at a time as they arrive."""
-    framer = LineFramer()
-    seen = RawBody()
-    for data in chunks:
-        block = framer.feed(data)
-        if block is None:
-            continue
-        writer.raw(block + b"\n")
-        if seen.error is None and b'"error"' in block:
-            seen.error = _find_error(block)
-        _note_last_line(seen, block)
-    rest = framer.rest()
-    writer.raw(rest)
-    if seen.error is None and b'"error"' in rest:
-        seen.error = _find_error(rest)
-    _note_last_line(seen, rest)
-    return seen
-
-
-def _note_last_line(seen: RawBody, block: bytes) -> None:
-    line = block[block.rfind(b"\n") + 1 :]
-    if line.strip():
-        seen.last_line = line
-    elif block.strip():  # blank lines at the end of the block: look further back
-        seen.last_line = block.rstrip().rsplit(b"\n", 1)[-1]
-
-
-def _find_error(data: bytes) -> str | None:
-    for line in data.split(b"\n"):
-        if b'"error"' not in line:
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and "error" in obj:
-            return _error_text(obj["error"])
-    return None
+    return compact({"tool_call": shown})

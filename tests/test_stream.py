@@ -10,7 +10,8 @@ import pytest
 
 from ostream.errors import ProtocolError, ServerError
 from ostream.output import Streams, Writer, format_stats, visible
-from ostream.stream import Streamer, copy_raw
+from ostream.rawbody import copy_raw
+from ostream.stream import Streamer
 
 
 class Recorder(io.BytesIO):
@@ -202,7 +203,7 @@ def test_raw_copies_bytes_and_reports_an_error_line() -> None:
     seen = copy_raw(body, writer)
     assert seen.error == "no space"
     assert out(writer) == b"".join(body)
-    assert seen.last_line == b"tail"
+    assert (seen.last_line, seen.tail) == (b'{"error":"no space"}', b"tail")
 
 
 @pytest.mark.parametrize(
