@@ -33,6 +33,7 @@ class Response:
         self.status: int = response.status_code
         self.reason: str = response.reason or ""
         self.location: str = response.headers.get("location", "")
+        self.retry_after = _seconds(response.headers.get("retry-after", ""))
         self.received = 0
         self._timeout = timeout
 
@@ -111,10 +112,12 @@ class Client:
         """Send the request; return once the status line and headers have arrived.
 
         Connection failures and 429/503 answers are retried with exponential
-        backoff; nothing has been written anywhere yet when that happens.
+        backoff (longer if a Retry-After asks, never over MAX_BACKOFF); nothing
+        has been written anywhere yet when that happens.
         """
         attempt = 0
         while True:
+            wait = self.backoff * (2**attempt)
             try:
                 response = self._send(method, path, body)
             except ConnectError as exc:
@@ -123,8 +126,9 @@ class Client:
             else:
                 if response.status not in RETRY_STATUSES or attempt >= self.retries:
                     return response
+                wait = max(wait, response.retry_after)
                 response.close()
-            self._sleep(min(self.backoff * (2**attempt), MAX_BACKOFF))
+            self._sleep(min(wait, MAX_BACKOFF))
             attempt += 1
 
     def url(self, path: str) -> str:
@@ -192,6 +196,15 @@ class Client:
     def _bearer(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"Bearer {self.api_key}"
         return request
+
+
+def _seconds(value: str) -> float:
+    """A Retry-After in seconds; 0 for an HTTP date or nonsense (the backoff decides)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        return 0.0
+    return seconds if 0 < seconds < float("inf") else 0.0
 
 
 def _is_loopback(base_url: str) -> bool:

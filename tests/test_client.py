@@ -13,8 +13,9 @@ from tests.fake_ollama import FakeOllama
 
 
 class FakeResponse:
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, retry_after: float = 0.0) -> None:
         self.status = status
+        self.retry_after = retry_after
         self.closed = False
 
     def close(self) -> None:
@@ -75,6 +76,25 @@ def test_the_built_in_connect_limit_is_a_connect_failure_not_a_timeout(
     assert str(caught.value) == f"cannot connect to {url}: no answer within 0.3s"
     assert caught.value.code == 3
     assert sleeps == []  # it already waited the whole limit
+
+
+def test_retry_after_lengthens_the_wait_up_to_the_cap() -> None:
+    client, sleeps = scripted([FakeResponse(503, 3), FakeResponse(429, 60), FakeResponse(200)])
+    assert client.open("POST", "/").status == 200
+    assert sleeps == [3, 8.0]
+
+
+def test_retry_after_is_read_from_the_server(fake_ollama: FakeOllama) -> None:
+    from tests.fake_ollama import Reply
+
+    for value in ("1.5", "Wed, 21 Oct 2015 07:28:00 GMT", "-3"):
+        fake_ollama.script(Reply(status=503, headers={"Retry-After": value}), path="/x")
+        fake_ollama.script(Reply(status=200), path="/x")
+        sleeps: list[float] = []
+        response = Client(fake_ollama.url, retries=1, sleep=sleeps.append).open("GET", "/x")
+        assert response.status == 200
+        response.close()
+        assert sleeps == [1.5 if value == "1.5" else 0.25], value
 
 
 def test_retries_run_out() -> None:
