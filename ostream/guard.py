@@ -7,14 +7,14 @@ from collections.abc import Callable
 from ostream.errors import ExitCode, OstreamError, Stop, debug, report
 from ostream.fds import silence
 from ostream.output import Streams, Writer
-from ostream.signals import cancellable
+from ostream.signals import cancellable, reader_watch
 
 
 def execute(action: Callable[[Writer], None], streams: Streams) -> ExitCode:
     """Run `action`; expected failures become one `ostream: error:` line, signals and
     a closed stdout their exit codes, silently. OSTREAM_DEBUG=1 re-raises."""
     try:
-        with cancellable():
+        with cancellable(), reader_watch(streams.stdout):
             action(Writer(streams))
     except OstreamError as exc:
         if debug():

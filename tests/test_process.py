@@ -366,6 +366,43 @@ def test_broken_pipe_in_a_shell_pipeline(fake_ollama: FakeOllama) -> None:
     assert result.stderr == b""
 
 
+@pytest.mark.parametrize(
+    ("command", "before"),
+    [("generate", 0), ("generate", 2), ("chat", 0), ("raw", 0), ("raw", 2)],
+)
+def test_reader_gone_while_waiting_closes_at_once(
+    fake_ollama: FakeOllama, command: str, before: int
+) -> None:
+    """`| jq 'bad filter'` while the model loads (0 tokens) or stalls (2): no write
+    would ever fail, yet the connection must close now and the exit be 141."""
+    options = ["-o", "fake_stall=60", "-o", f"fake_tokens_before={before}"]
+    if command == "raw":
+        body = {"model": "stall", "prompt": "hi", "options": {"fake_tokens_before": before}}
+        args = ["raw", "-d", json.dumps(body)]
+    else:
+        args = [command, "-m", "stall", *options, "hi"]
+    proc = spawn(args, fake_ollama.url)
+    assert proc.stdout is not None and proc.stderr is not None
+    request = fake_ollama.wait_for_request()
+    if before:
+        read_until(proc.stdout, lambda d: d.count(b"\n" if command == "raw" else b" ") >= 1)
+    proc.stdout.close()  # the reader exits without reading on
+    assert request.left.wait(LEAVE)
+    err = proc.stderr.read()
+    proc.wait(timeout=10)
+    assert proc.returncode == 141
+    assert err == b""
+
+
+def test_reader_watch_leaves_a_user_sigusr1_deadly(fake_ollama: FakeOllama) -> None:
+    proc = spawn(["generate", "-m", "stall", "hi"], fake_ollama.url)
+    request = fake_ollama.wait_for_request()
+    proc.send_signal(signal.SIGUSR1)
+    proc.communicate(timeout=10)
+    assert proc.returncode == -signal.SIGUSR1
+    assert request.left.wait(LEAVE)
+
+
 def test_timeout_while_connecting() -> None:
     server, fillers = full_backlog()
     try:
