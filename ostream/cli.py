@@ -40,10 +40,12 @@ Exit status:
   0    the stream completed (done: true) or the raw request succeeded
   1    the server reported an error: HTTP status >= 400 (except a missing
        model), or an {"error": ...} line mid-stream; or stdout not writable
-  2    usage error: bad option, no prompt, invalid JSON, unreadable file or stdin
+  2    usage error: bad option, no model, no prompt, invalid JSON, unreadable
+       file or stdin, unparsable host
   3    cannot connect to the server (refused, unknown host, TLS failure)
   4    model not found (HTTP 404 naming the model)
-  5    protocol error: the stream ended before done: true, or a line was not JSON
+  5    protocol error: the stream ended before done: true, a line was not
+       JSON, or the connection broke
   124  timed out (--timeout)
   130  interrupted by SIGINT (Ctrl-C)
   141  stdout closed by the reader (broken pipe)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -44,6 +45,8 @@ def read_history(path: Path) -> list[dict[str, Any]]:
     """
     real = os.path.realpath(path)
     directory = os.path.dirname(real)
+    if os.path.exists(real) and not os.path.isfile(real):  # /dev/null, a FIFO: not replaced
+        raise UsageError(f"--history: {path} is not a regular file")
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -89,9 +92,14 @@ def append_turn(path: Path, messages: list[dict[str, Any]]) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         try:
-            os.chmod(temp, path.stat().st_mode & 0o7777)
+            status = path.stat()
         except FileNotFoundError:
             os.chmod(temp, 0o666 & ~_umask())
+        else:
+            os.chmod(temp, status.st_mode & 0o7777)
+            if (status.st_uid, status.st_gid) != (os.getuid(), os.getgid()):
+                with contextlib.suppress(PermissionError):  # root updating someone's file
+                    os.chown(temp, status.st_uid, status.st_gid)
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

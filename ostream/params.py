@@ -7,9 +7,21 @@ from typing import Annotated
 
 import typer
 
-PromptWords = Annotated[list[str] | None, typer.Argument(metavar="[PROMPT]...", show_default=False)]
+PromptWords = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="[PROMPT]...",
+        show_default=False,
+        help="The prompt, words joined by spaces (after piped stdin).",
+    ),
+]
 MessageWords = Annotated[
-    list[str] | None, typer.Argument(metavar="[MESSAGE]...", show_default=False)
+    list[str] | None,
+    typer.Argument(
+        metavar="[MESSAGE]...",
+        show_default=False,
+        help="The user message, words joined by spaces (after piped stdin).",
+    ),
 ]
 Model = Annotated[
     str | None,

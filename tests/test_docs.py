@@ -157,6 +157,16 @@ def test_th_line_carries_the_package_version() -> None:
     assert match.group(1) == ostream.__version__
 
 
+@pytest.mark.parametrize("command", [TOP, "generate", "chat", "raw"])
+def test_help_fits_80_columns_and_describes_every_argument(command: str) -> None:
+    args = ["--help"] if command == TOP else [command, "--help"]
+    result = CliRunner().invoke(app, args, prog_name="ostream", env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    assert [line for line in result.output.splitlines() if len(line) > 80] == []
+    arguments = help_sections(result.output).get("Arguments", [])
+    assert all(len(line.split(None, 1)) == 2 for line in arguments if line.startswith("  ["))
+
+
 def test_every_command_is_documented() -> None:
     commands = help_commands()
     assert commands == set(COMMANDS)

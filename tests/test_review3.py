@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -257,3 +258,28 @@ def test_protocol_error_is_still_raised_for_a_stream_without_done() -> None:
             [b'{"response":"a","done":false}\n']
         )
     assert out(w) == b"a"
+
+
+def test_history_that_is_not_a_regular_file_is_refused(
+    fake_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "talk.fifo"
+    os.mkfifo(fifo)
+    result = chat_with_history(fake_ollama, fifo)
+    assert result.exit_code == 2
+    assert result.output == f"ostream: error: --history: {fifo} is not a regular file\n"
+    assert fake_ollama.requests == []
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can update another user's file")
+def test_history_updated_by_root_keeps_its_owner(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    history = tmp_path / "talk.jsonl"
+    history.write_text('{"role":"user","content":"hi"}\n')
+    os.chmod(history, 0o600)
+    os.chown(history, 65534, 65534)
+    result = chat_with_history(fake_ollama, history)
+    assert result.exit_code == 0, result.output
+    status = os.stat(history)
+    assert (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) == (65534, 65534, 0o600)
+    assert len(history.read_text().splitlines()) == 3
