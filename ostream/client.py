@@ -33,6 +33,7 @@ class Response:
         self.status: int = response.status_code
         self.reason: str = response.reason or ""
         self.location: str = response.headers.get("location", "")
+        self.content_type: str = response.headers.get("content-type", "")
         self.retry_after = _seconds(response.headers.get("retry-after", ""))
         self.received = 0
         self._timeout = timeout

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ostream.ndjson import LineFramer, error_text, json_object
+from ostream.errors import ProtocolError
+from ostream.ndjson import LineFramer, error_text, json_object, parse_block
 from ostream.output import Writer
 
 
@@ -16,6 +17,7 @@ class RawBody:
     error: str | None = None
     last_line: bytes = b""  # the last complete non-blank line
     tail: bytes = b""  # what followed the last newline
+    bad: ProtocolError | None = None  # the first line of an NDJSON body that is not JSON
 
     def unfinished(self) -> bool:
         """A stream of objects with `done` that ended before one with `done: true`.
@@ -30,10 +32,11 @@ class RawBody:
         return obj is not None and "done" in obj and obj["done"] is not True
 
 
-def copy_raw(chunks: Iterable[bytes], writer: Writer) -> RawBody:
+def copy_raw(chunks: Iterable[bytes], writer: Writer, *, ndjson: bool = False) -> RawBody:
     """Copy a body to stdout byte for byte, whole lines at a time as they arrive.
 
     When the connection breaks, the part of a line already received is written too.
+    An `ndjson` body (the streaming endpoints) also has each line checked as JSON.
     """
     framer = LineFramer()
     seen = RawBody()
@@ -45,6 +48,8 @@ def copy_raw(chunks: Iterable[bytes], writer: Writer) -> RawBody:
             writer.raw(block + b"\n")
             if seen.error is None and b'"error"' in block:
                 seen.error = _find_error(block)
+            if ndjson and seen.bad is None:
+                seen.bad = parse_block(block)[1]
             _note_last_line(seen, block)
     except Exception as exc:
         if not isinstance(exc, BrokenPipeError):
@@ -54,6 +59,8 @@ def copy_raw(chunks: Iterable[bytes], writer: Writer) -> RawBody:
     writer.raw(seen.tail)
     if seen.error is None and b'"error"' in seen.tail:
         seen.error = _find_error(seen.tail)
+    if ndjson and seen.bad is None:
+        seen.bad = parse_block(seen.tail)[1]
     return seen
 
 

@@ -93,13 +93,16 @@ def raw_request(target: Target, method: str, path: str, body: bytes | None, writ
                         head.extend(data[: ERROR_HEAD - len(head)])
                     yield data
 
-            seen = copy_raw(chunks(), writer)
+            ndjson = "ndjson" in response.content_type and response.status < 300
+            seen = copy_raw(chunks(), writer, ndjson=ndjson)
             if response.status >= 300:
                 raise status_error(response, bytes(head), model=None)
             if seen.error is not None:
                 raise ServerError(seen.error)
             if seen.unfinished():
                 raise ProtocolError(ENDED_EARLY)
+            if seen.bad is not None:
+                raise seen.bad
     finally:
         client.close()
 
@@ -116,8 +119,12 @@ def status_error(response: Response, body: bytes, *, model: str | None) -> Excep
     obj = json_object(body)
     message = obj.get("error") if obj is not None else None
     if response.status == 404 and isinstance(message, str):
-        if model:
+        if model and model in message:
             return ModelNotFound(f"model '{model}' not found; try: ollama pull {model}")
+        if model:  # a 404 for a model is a missing model (Ollama's rule), but show its words
+            return ModelNotFound(
+                f"{message} (HTTP 404 for model '{model}'; try: ollama pull {model})"
+            )
         if "model" in message:
             return ModelNotFound(message)
     status = f"{response.status} {response.reason}".strip()

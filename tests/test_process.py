@@ -205,6 +205,7 @@ def test_exit_codes(fake_ollama: FakeOllama, model: str, code: int, message: str
         ("drop", True, 5, "broke mid-stream"),
         ("error-mid", True, 1, "an error was encountered while running the model"),
         ("missing", True, 4, "model 'missing' not found"),
+        ("notjson", True, 5, "not JSON: 'this is not json'"),
     ],
 )
 def test_raw_exit_codes(

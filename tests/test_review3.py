@@ -18,7 +18,7 @@ from ostream.cli import app
 from ostream.errors import ProtocolError
 from ostream.output import Streams, Writer
 from ostream.stream import Streamer
-from tests.fake_ollama import Drop, FakeOllama, Reply, Send, ndjson
+from tests.fake_ollama import Drop, FakeOllama, Reply, Send, error_reply, ndjson
 from tests.proc import assert_quiet_stderr, env_for, run
 
 runner = CliRunner()
@@ -283,3 +283,15 @@ def test_history_updated_by_root_keeps_its_owner(fake_ollama: FakeOllama, tmp_pa
     status = os.stat(history)
     assert (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) == (65534, 65534, 0o600)
     assert len(history.read_text().splitlines()) == 3
+
+
+def test_a_404_not_naming_the_model_keeps_the_servers_words(fake_ollama: FakeOllama) -> None:
+    fake_ollama.script(error_reply(404, "adapter layer not found"))
+    result = runner.invoke(
+        app, ["generate", "-m", "llama3.1", "hi"], env={"OLLAMA_HOST": fake_ollama.url}
+    )
+    assert result.exit_code == 4
+    assert result.output == (
+        "ostream: error: adapter layer not found"
+        " (HTTP 404 for model 'llama3.1'; try: ollama pull llama3.1)\n"
+    )
