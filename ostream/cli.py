@@ -409,7 +409,9 @@ def raw(
                 raise UsageError("-d: the body is not valid UTF-8") from None
         if body is not None:
             try:
-                strict_json(body)
+                strict_json(body.decode("utf-8"))  # not bytes: json.loads would take UTF-16
+            except UnicodeDecodeError:
+                raise UsageError("the request body is not valid UTF-8") from None
             except ValueError as exc:
                 raise UsageError(f"the request body is not valid JSON: {exc}") from None
         verb = (method or ("POST" if body is not None else "GET")).upper()

@@ -6,6 +6,7 @@ requests is imported on first use, so `--help` and `--version` never pay for it.
 from __future__ import annotations
 
 import errno
+import functools
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -42,7 +43,11 @@ class Response:
         """The body, one network read at a time, as soon as each read returns."""
         from urllib3.exceptions import HTTPError, ReadTimeoutError
 
-        read1 = self._response.raw.read1
+        raw = self._response.raw
+        read1 = raw.read1
+        if raw.headers.get("content-encoding", "identity").lower() not in ("", "identity"):
+            # Asked for identity, but a proxy compressed it anyway: let urllib3 undo it.
+            read1 = functools.partial(raw.read1, decode_content=True)
         try:
             while data := read1(READ_SIZE):
                 self.received += len(data)
@@ -249,7 +254,13 @@ def _is_refused_or_unreachable(exc: BaseException) -> bool:
 
 def _reason(exc: BaseException) -> str:
     """A short human reason from the depths of a requests/urllib3 exception chain."""
+    import ssl
+
     for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {cause.verify_message}"
+        if isinstance(cause, ssl.SSLError) and cause.reason:
+            return cause.reason.lower().replace("_", " ")
         if isinstance(cause, socket.gaierror):
             return "unknown host"
         if isinstance(cause, ConnectionRefusedError):

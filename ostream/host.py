@@ -32,7 +32,12 @@ def base_url(value: str | None) -> str:
     try:
         return _parse(s)
     except HostError as e:
-        raise HostError(f"invalid host {value!r}: {e}") from None
+        message = f"invalid host {value!r}: {e}"
+        # A user:password@ in the value is not repeated on the screen.
+        secret = re.search(r"(?:^|//)[^/@:]*:([^/@]+)@", s)
+        if secret:
+            message = message.replace(secret.group(1), "***")
+        raise HostError(message) from None
 
 
 def _parse(s: str) -> str:

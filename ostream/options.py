@@ -12,7 +12,8 @@ from typing import Any
 from ostream.errors import UsageError
 
 THINK_LEVELS = ("low", "medium", "high", "max")
-_GO_DURATION = re.compile(r"[-+]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+")
+_GO_DURATION = re.compile(r"[-+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+")
+_SECONDS = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")  # ASCII digits, no 1_0, no 1e9
 
 
 def _no_constant(name: str) -> Any:
@@ -65,23 +66,19 @@ def parse_think(value: str) -> bool | str:
 def parse_keep_alive(value: str) -> str | int | float:
     """A Go duration ("5m", "1h30m") as a string; a plain number as seconds."""
     text = value.strip()
-    try:
-        number = float(text)
-    except ValueError:
-        if _GO_DURATION.fullmatch(text) and text not in ("-", "+"):
-            return text
-        raise UsageError(
-            f"--keep-alive takes a duration like 5m or 1h30m, or seconds; not {value!r}"
-        ) from None
-    if not math.isfinite(number):
-        raise UsageError(f"--keep-alive takes a finite number of seconds, not {value!r}")
-    return int(number) if number.is_integer() and "." not in text else number
+    if _SECONDS.fullmatch(text):
+        return float(text) if "." in text else int(text)
+    if _GO_DURATION.fullmatch(text):
+        return text
+    raise UsageError(f"--keep-alive takes a duration like 5m or 1h30m, or seconds; not {value!r}")
 
 
 def parse_format(value: str) -> Any:
     """`json`, or a JSON schema inline or as @file.json."""
     if value.strip() == "json":
         return "json"
+    if not value.lstrip().startswith(("@", "{")):
+        raise UsageError(f"--format takes json, a JSON schema or @file.json; not {value!r}")
     schema = load_json(value, "--format")
     if not isinstance(schema, dict):
         raise UsageError("--format takes json or a JSON schema object")
@@ -105,10 +102,18 @@ def load_tools(path: str) -> list[Any]:
 
 
 def read_images(paths: list[str]) -> list[str]:
-    return [base64.b64encode(read_bytes(path, "--image")).decode("ascii") for path in paths]
+    images = []
+    for path in paths:
+        data = read_bytes(path, "--image")
+        if not data:
+            raise UsageError(f"--image: {path} is empty")
+        images.append(base64.b64encode(data).decode("ascii"))
+    return images
 
 
 def read_bytes(path: str, what: str) -> bytes:
+    if not path:
+        raise UsageError(f"{what}: no file name")
     try:
         return Path(path).read_bytes()
     except OSError as exc:

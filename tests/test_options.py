@@ -83,6 +83,8 @@ def test_bad_think_is_a_usage_error(value: str) -> None:
         ("-1", -1),
         ("300", 300),
         ("2.5", 2.5),
+        ("+5", 5),
+        ("007", 7),
     ],
 )
 def test_keep_alive(value: str, expected: object) -> None:
@@ -91,7 +93,9 @@ def test_keep_alive(value: str, expected: object) -> None:
     assert type(result) is type(expected)
 
 
-@pytest.mark.parametrize("value", ["5 minutes", "m", "5x", "", "1h30"])
+@pytest.mark.parametrize(
+    "value", ["5 minutes", "m", "5x", "", "1h30", "1_0", "\uff11\uff12", "1e300", "inf", "-"]
+)
 def test_bad_keep_alive_is_a_usage_error(value: str) -> None:
     with pytest.raises(UsageError):
         parse_keep_alive(value)
@@ -105,10 +109,30 @@ def test_format_json_inline_schema_and_file(tmp_path: Path) -> None:
     assert parse_format(f"@{tmp_path / 's.json'}")["properties"] == {"a": {"type": "string"}}
 
 
-@pytest.mark.parametrize("value", ["yaml", "{bad", "[1]", "@/nonexistent/schema.json"])
+@pytest.mark.parametrize("value", ["yaml", "{bad", "[1]", "@/nonexistent/schema.json", "@"])
 def test_bad_format_is_a_usage_error(value: str) -> None:
     with pytest.raises(UsageError):
         parse_format(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("JSON", "--format takes json, a JSON schema or @file.json; not 'JSON'"),
+        ("@", "--format: no file name"),
+    ],
+)
+def test_bad_format_says_what_it_takes(value: str, message: str) -> None:
+    with pytest.raises(UsageError) as info:
+        parse_format(value)
+    assert info.value.message == message
+
+
+def test_empty_image_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(UsageError) as info:
+        read_images([str(tmp_path / "empty.png")])
+    assert info.value.message == f"--image: {tmp_path / 'empty.png'} is empty"
 
 
 def test_images_are_base64(tmp_path: Path) -> None:

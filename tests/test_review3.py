@@ -295,3 +295,40 @@ def test_a_404_not_naming_the_model_keeps_the_servers_words(fake_ollama: FakeOll
         "ostream: error: adapter layer not found"
         " (HTTP 404 for model 'llama3.1'; try: ollama pull llama3.1)\n"
     )
+
+
+def test_raw_body_file_in_utf16_is_refused(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    body = tmp_path / "u16.json"
+    body.write_bytes('{"model":"m","prompt":"hi"}'.encode("utf-16"))
+    result = runner.invoke(app, ["raw", "-d", f"@{body}"], env={"OLLAMA_HOST": fake_ollama.url})
+    assert result.exit_code == 2
+    assert result.output == "ostream: error: the request body is not valid UTF-8\n"
+    assert fake_ollama.requests == []
+
+
+def test_tls_failure_is_one_short_reason(fake_ollama: FakeOllama) -> None:
+    url = fake_ollama.url.replace("http://", "https://")
+    result = run(["generate", "-m", "m", "hi"], url)
+    assert result.returncode == 3
+    assert (
+        result.stderr
+        == f"ostream: error: TLS failure connecting to {url}: wrong version number\n".encode()
+    )
+
+
+def test_host_password_is_not_echoed() -> None:
+    result = run(["generate", "-m", "m", "--host", "http://ann:hunter2@host:99999", "hi"], "")
+    assert result.returncode == 2
+    assert b"hunter2" not in result.stderr
+    assert b"ann:***@host:99999" in result.stderr
+
+
+def test_a_compressed_body_from_a_proxy_is_decompressed(fake_ollama: FakeOllama) -> None:
+    import gzip
+
+    lines = ndjson({"response": "squeezed", "done": False}, {"response": "", "done": True})
+    fake_ollama.script(
+        Reply(headers={"Content-Encoding": "gzip"}, events=[Send(gzip.compress(lines))])
+    )
+    result = run(["generate", "-m", "m", "hi"], fake_ollama.url)
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"squeezed\n", b"")
