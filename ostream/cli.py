@@ -300,39 +300,21 @@ def chat(
     """
 
     def action(writer: Writer) -> None:
-        from ostream.conversation import append_turn, parse_messages, read_history
-        from ostream.options import load_tools, read_images, read_text
-        from ostream.prompt import read_stdin
+        from ostream.conversation import append_turn, load_conversation, user_turn
+        from ostream.options import load_tools, read_images
         from ostream.run import stream_answer
 
         if history is not None and messages is not None:
             raise UsageError("--history and --messages cannot be used together")
         target = _target(host, timeout, retries)
         body = _common_body(model, option, format, think, keep_alive)
-        conversation: list[dict[str, Any]] = []
-        if messages == "-":
-            if sys.stdin is None or sys.stdin.isatty():
-                raise UsageError(
-                    "--messages -: stdin is a terminal or closed; pipe the conversation in"
-                )
-            conversation = parse_messages(read_stdin(sys.stdin) or "", "--messages -")
-        elif messages is not None:
-            conversation = parse_messages(read_text(messages, "--messages"), messages)
-        elif history is not None:
-            conversation = read_history(history)
+        conversation = load_conversation(messages, history, sys.stdin)
         text = _prompt(message, use_stdin=messages != "-")
         if text is None and not conversation:
             raise UsageError("nothing to send: the conversation is empty and no MESSAGE given")
         if text is None and messages is None:
             raise UsageError("no message: give MESSAGE words or pipe text on stdin")
-        turn: list[dict[str, Any]] = []
-        if text is not None:
-            user: dict[str, Any] = {"role": "user", "content": text}
-            if image:
-                user["images"] = read_images([str(p) for p in image])
-            turn.append(user)
-        elif image:
-            raise UsageError("--image needs a message to attach to")
+        turn = user_turn(text, read_images([str(p) for p in image]) if image else [])
         prefix = [{"role": "system", "content": system}] if system is not None else []
         body["messages"] = prefix + conversation + turn
         if tools is not None:
@@ -387,33 +369,11 @@ def raw(
     """
 
     def action(writer: Writer) -> None:
-        from ostream.options import read_bytes, strict_json
-        from ostream.prompt import read_stdin
+        from ostream.prompt import raw_body
         from ostream.run import raw_request
 
         target = _target(host, timeout, retries)
-        body: bytes | None
-        if data == "-" and (sys.stdin is None or sys.stdin.isatty()):
-            raise UsageError("-d -: stdin is a terminal or closed; pipe the body in")
-        if data == "-" or data is None:
-            piped = read_stdin(sys.stdin)
-            if data == "-" and piped is None:
-                raise UsageError("-d -: stdin is empty")
-            body = piped.encode("utf-8") if piped is not None else None
-        elif data.startswith("@"):
-            body = read_bytes(data[1:], "--data")
-        else:
-            try:
-                body = data.encode("utf-8")
-            except UnicodeEncodeError:
-                raise UsageError("-d: the body is not valid UTF-8") from None
-        if body is not None:
-            try:
-                strict_json(body.decode("utf-8"))  # not bytes: json.loads would take UTF-16
-            except UnicodeDecodeError:
-                raise UsageError("the request body is not valid UTF-8") from None
-            except ValueError as exc:
-                raise UsageError(f"the request body is not valid JSON: {exc}") from None
+        body = raw_body(data, sys.stdin)
         verb = (method or ("POST" if body is not None else "GET")).upper()
         if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", verb):
             raise UsageError(f"-X: {method!r} is not an HTTP method")

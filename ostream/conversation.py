@@ -10,7 +10,8 @@ from typing import Any
 
 from ostream.errors import UsageError
 from ostream.ndjson import compact
-from ostream.options import strict_json
+from ostream.options import read_text, strict_json
+from ostream.prompt import read_stdin
 
 
 def parse_messages(text: str, source: str) -> list[dict[str, Any]]:
@@ -68,6 +69,33 @@ def read_history(path: Path) -> list[dict[str, Any]]:
     if text.lstrip().startswith("["):
         raise UsageError(f"--history: {path} is a JSON array; history files are JSONL")
     return parse_messages(text, str(path))
+
+
+def load_conversation(messages: str | None, history: Path | None, stdin: Any) -> list[Any]:
+    """The conversation sent before the new message: --messages FILE|-, or --history."""
+    if messages == "-":
+        if stdin is None or stdin.isatty():
+            raise UsageError(
+                "--messages -: stdin is a terminal or closed; pipe the conversation in"
+            )
+        return parse_messages(read_stdin(stdin) or "", "--messages -")
+    if messages is not None:
+        return parse_messages(read_text(messages, "--messages"), messages)
+    if history is not None:
+        return read_history(history)
+    return []
+
+
+def user_turn(text: str | None, images: list[str]) -> list[dict[str, Any]]:
+    """The new user message (none without text), carrying the images."""
+    if text is None:
+        if images:
+            raise UsageError("--image needs a message to attach to")
+        return []
+    user: dict[str, Any] = {"role": "user", "content": text}
+    if images:
+        user["images"] = images
+    return [user]
 
 
 def append_turn(path: Path, messages: list[dict[str, Any]]) -> None:
