@@ -13,12 +13,14 @@ from ostream.signals import cancellable, reader_watch
 def execute(action: Callable[[Writer], None], streams: Streams) -> ExitCode:
     """Run `action`; expected failures become one `ostream: error:` line, signals and
     a closed stdout their exit codes, silently. OSTREAM_DEBUG=1 re-raises."""
+    writer = Writer(streams)
     try:
         with cancellable(), reader_watch(streams.stdout):
-            action(Writer(streams))
+            action(writer)
     except OstreamError as exc:
         if debug():
             raise
+        writer.end_line_for_message()
         report(exc.message, streams.stderr, color=streams.color)
         return exc.code
     except KeyboardInterrupt:

@@ -128,6 +128,12 @@ class Writer:
         self.end_thinking()
         self._write_err(text.encode("utf-8", "replace"), text.endswith("\n"))
 
+    def end_line_for_message(self) -> None:
+        """Before a message on a terminal that also shows stdout (raw, --jsonl): start it on
+        a line of its own, without adding to stdout."""
+        if self._out_safe and self._err_safe and not self._out_at_line_start:
+            self._write_err(b"\n", True)
+
     def finish(self) -> None:
         """End stdout with a newline if the answer did not."""
         self.end_thinking()

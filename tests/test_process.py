@@ -8,6 +8,7 @@ import pty
 import signal
 import socket
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -164,6 +165,36 @@ def test_control_characters_are_visible_on_a_terminal(fake_ollama: FakeOllama) -
     assert b"\xc2\x9b" not in shown
     assert b"^[]0;pwned^G" in shown
     assert b"^[[2J" in shown
+
+
+def test_an_error_after_an_unfinished_line_starts_its_own_line_on_a_terminal(
+    fake_ollama: FakeOllama,
+) -> None:
+    from tests.fake_ollama import text_reply
+
+    fake_ollama.script(text_reply(500, "oops"), path="/api/tags")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ostream", "raw", "/api/tags"],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+        env=env_for(fake_ollama.url, NO_COLOR="1"),
+    )
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        shown += data
+    proc.wait(timeout=10)
+    os.close(master)
+    assert proc.returncode == 1
+    assert shown.startswith(b"oops\r\nostream: error: HTTP 500")
 
 
 # --- exit codes ----------------------------------------------------------------------------
