@@ -7,7 +7,7 @@ from collections.abc import Callable
 from ostream.errors import ExitCode, OstreamError, Stop, debug, report
 from ostream.fds import silence
 from ostream.output import Streams, Writer
-from ostream.signals import cancellable, reader_watch
+from ostream.signals import cancellable
 
 
 def execute(action: Callable[[Writer], None], streams: Streams) -> ExitCode:
@@ -15,7 +15,7 @@ def execute(action: Callable[[Writer], None], streams: Streams) -> ExitCode:
     a closed stdout their exit codes, silently. OSTREAM_DEBUG=1 re-raises."""
     writer = Writer(streams)
     try:
-        with cancellable(), reader_watch(streams.stdout):
+        with cancellable():
             action(writer)
     except OstreamError as exc:
         if debug():

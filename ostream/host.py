@@ -32,12 +32,15 @@ def base_url(value: str | None) -> str:
     try:
         return _parse(s)
     except HostError as e:
-        message = f"invalid host {value!r}: {e}"
-        # A user:password@ in the value is not repeated on the screen.
-        secret = re.search(r"(?:^|//)[^/@:]*:([^/@]+)@", s)
-        if secret:
-            message = message.replace(secret.group(1), "***")
-        raise HostError(message) from None
+        raise HostError(f"invalid host {_without_password(s)!r}: {e}") from None
+
+
+def _without_password(s: str) -> str:
+    """`s` with everything between the scheme and its last @ replaced by ***."""
+    scheme, sep, rest = s.partition("://") if "://" in s else ("", "", s)
+    if "@" not in rest:
+        return s
+    return scheme + sep + "***@" + rest.rpartition("@")[2]
 
 
 def _parse(s: str) -> str:
@@ -56,6 +59,8 @@ def _parse(s: str) -> str:
     hostport, _, path = rest.partition("/")
     if not hostport:
         raise HostError("missing host")
+    if "@" in hostport:  # Ollama cannot use it either; the password is not repeated
+        raise HostError("a user:password@ part is not supported")
     port: str | None = None
     if hostport.startswith("["):  # "[v6]" or "[v6]:port", as Go's net.SplitHostPort
         host, close, after = hostport[1:].partition("]")

@@ -67,6 +67,8 @@ def parse_keep_alive(value: str) -> str | int | float:
     """A Go duration ("5m", "1h30m") as a string; a plain number as seconds."""
     text = value.strip()
     if _SECONDS.fullmatch(text):
+        if len(text) > 24:  # far beyond any duration a server can hold
+            raise UsageError(f"--keep-alive: {text[:24]}... is too large")
         return float(text) if "." in text else int(text)
     if _GO_DURATION.fullmatch(text):
         return text

@@ -15,6 +15,7 @@ from ostream.errors import ModelNotFound, ProtocolError, ServerError, UsageError
 from ostream.ndjson import excerpt, json_object
 from ostream.output import Writer, format_stats
 from ostream.rawbody import copy_raw
+from ostream.signals import reader_watch
 from ostream.stream import ENDED_EARLY, Kind, Reply, Streamer
 
 ERROR_HEAD = 1 << 16
@@ -53,7 +54,10 @@ def stream_answer(
         raise UsageError(f"the request cannot be sent as JSON: {exc}") from None
     client = target.client()
     try:
-        with client.open("POST", "/api/" + kind, payload) as response:
+        with (
+            reader_watch(writer.streams.stdout),
+            client.open("POST", "/api/" + kind, payload) as response,
+        ):
             if response.status >= 300:
                 fail(response, writer, model=str(body.get("model", "")), jsonl=jsonl)
             streamer = Streamer(kind, writer, jsonl=jsonl, show_thinking=show_thinking, keep=keep)
@@ -84,7 +88,7 @@ def raw_request(target: Target, method: str, path: str, body: bytes | None, writ
     """Send `body` as it is and copy the answer to stdout byte for byte."""
     client = target.client()
     try:
-        with client.open(method, path, body) as response:
+        with reader_watch(writer.streams.stdout), client.open(method, path, body) as response:
             head = bytearray()  # the start of an error answer, for the message
 
             def chunks() -> Iterator[bytes]:

@@ -48,6 +48,8 @@ def cancellable() -> Iterator[None]:
 def reader_watch(stream: Any) -> Iterator[None]:
     """Within: if `stream` is a pipe and its reader goes away, raise Stop(141) in the
     main thread at once, also while it waits for the server (a model loading).
+    Meant for the request and the stream only: what follows a complete answer (the
+    final newline, saving --history) must not be cut short by a reader that is done.
 
     Without this, `ostream ... | jq 'bad filter'` would hold the connection, and the
     GPU, until the first token gave it something to fail writing. A thread waits in
@@ -62,10 +64,13 @@ def reader_watch(stream: Any) -> Iterator[None]:
         yield
         return
     gone = threading.Event()
+    closing = threading.Event()
     stop_read, stop_write = os.pipe()
     main = threading.get_ident()
 
     def on_wake(signum: int, frame: FrameType | None) -> None:
+        if closing.is_set():  # the watched part is over: nothing left to stop
+            return
         if gone.is_set():
             raise Stop(ExitCode.BROKEN_PIPE)
         signal.signal(WAKE, signal.SIG_DFL)  # not from the watch: what it would have done
@@ -91,11 +96,16 @@ def reader_watch(stream: Any) -> Iterator[None]:
     try:
         yield
     finally:
-        os.write(stop_write, b"x")
-        thread.join()
-        os.close(stop_read)
-        os.close(stop_write)
-        signal.signal(WAKE, signal.SIG_DFL)
+        closing.set()  # first: a wake from now on is ignored, so this cleanup runs whole
+        try:
+            os.write(stop_write, b"x")
+            thread.join()
+        finally:
+            os.close(stop_read)
+            os.close(stop_write)
+            # A wake sent before the join returned has been delivered by now; once the
+            # Python-level handler is SIG_DFL, CPython skips it.
+            signal.signal(WAKE, signal.SIG_DFL)
 
 
 def _pipe_fd(stream: Any) -> int | None:

@@ -94,7 +94,8 @@ def test_keep_alive(value: str, expected: object) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["5 minutes", "m", "5x", "", "1h30", "1_0", "\uff11\uff12", "1e300", "inf", "-"]
+    "value",
+    ["5 minutes", "m", "5x", "", "1h30", "1_0", "\uff11\uff12", "1e300", "inf", "-", "1" * 5000],
 )
 def test_bad_keep_alive_is_a_usage_error(value: str) -> None:
     with pytest.raises(UsageError):

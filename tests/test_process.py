@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -424,6 +425,28 @@ def test_reader_gone_while_waiting_closes_at_once(
     proc.wait(timeout=10)
     assert proc.returncode == 141
     assert err == b""
+
+
+@pytest.mark.parametrize("command", ["generate", "chat"])
+def test_a_reader_done_after_the_whole_answer_leaves_exit_0(
+    fake_ollama: FakeOllama, tmp_path: Path, command: str
+) -> None:
+    """`| head -c N` that takes the whole answer and leaves: the stream completed (0), and
+    a chat turn is saved, however the reader's exit and ostream's clean-up interleave."""
+    history = tmp_path / "talk.jsonl"
+    extra = f"--history {history}" if command == "chat" else ""
+    script = (
+        f'for i in $(seq 20); do "{sys.executable}" -m ostream {command} -m m {extra} hi there'
+        ' | head -c 15 >/dev/null; echo "${PIPESTATUS[0]}"; done'
+    )
+    result = subprocess.run(
+        ["bash", "-c", script], capture_output=True, env=env_for(fake_ollama.url), timeout=120
+    )
+    assert result.stdout.split() == [b"0"] * 20, result.stderr  # "echo: hi there\n": 15 bytes
+    assert result.stderr == b""
+    if command == "chat":
+        assert len(history.read_text().splitlines()) == 40
+        assert [p.name for p in tmp_path.iterdir()] == ["talk.jsonl"]  # no temp files left
 
 
 def test_reader_watch_leaves_a_user_sigusr1_deadly(fake_ollama: FakeOllama) -> None:

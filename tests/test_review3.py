@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -316,11 +317,16 @@ def test_tls_failure_is_one_short_reason(fake_ollama: FakeOllama) -> None:
     )
 
 
-def test_host_password_is_not_echoed() -> None:
-    result = run(["generate", "-m", "m", "--host", "http://ann:hunter2@host:99999", "hi"], "")
+@pytest.mark.parametrize(
+    "host",
+    ["http://ann:hunter2@host:99999", "http://ann:hun@ter2@host:1", "ann:it's\\hunter2@host"],
+)
+def test_host_password_is_not_echoed(host: str) -> None:
+    result = run(["generate", "-m", "m", "--host", host, "hi"], "")
     assert result.returncode == 2
-    assert b"hunter2" not in result.stderr
-    assert b"ann:***@host:99999" in result.stderr
+    assert b"hunter2" not in result.stderr and b"ter2" not in result.stderr
+    assert b"***@host" in result.stderr
+    assert b"user:password@ part is not supported" in result.stderr
 
 
 def test_a_compressed_body_from_a_proxy_is_decompressed(fake_ollama: FakeOllama) -> None:
@@ -332,3 +338,31 @@ def test_a_compressed_body_from_a_proxy_is_decompressed(fake_ollama: FakeOllama)
     )
     result = run(["generate", "-m", "m", "hi"], fake_ollama.url)
     assert (result.returncode, result.stdout, result.stderr) == (0, b"squeezed\n", b"")
+
+
+def test_reader_watch_cleans_up_whenever_the_reader_leaves() -> None:
+    """The reader leaving at any moment, also during the watch's own clean-up, never
+    leaks its pipe or leaves its SIGUSR1 handler installed."""
+    import signal
+
+    from ostream.errors import Stop
+    from ostream.signals import WAKE, reader_watch
+
+    before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    stops = 0
+    for i in range(300):
+        read_end, write_end = os.pipe()
+        with os.fdopen(write_end, "wb") as stdout:
+            try:
+                with reader_watch(stdout):
+                    os.close(read_end)
+                    if i % 10 == 0:
+                        time.sleep(2)  # cut short by the watch: Stop raised inside
+                    for _ in range(i * 10):  # else leave it at a different moment each time
+                        pass
+            except Stop:
+                stops += 1
+        assert signal.getsignal(WAKE) is signal.SIG_DFL
+    if before is not None:
+        assert len(os.listdir("/proc/self/fd")) == before
+    assert stops >= 30  # at least each time it had the time to
