@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from ostream import __version__
-from ostream.errors import ExitCode, Stop, UsageError, report
+from ostream.errors import ExitCode, OutputError, Stop, UsageError, report
 from ostream.guard import execute, silence_stdout
 from ostream.output import Streams, Writer
 from ostream.params import (
@@ -131,7 +131,7 @@ def _os_error(exc: OSError) -> str:
     """An OSError outside a command (help, version, completion) as a message."""
     if exc.filename:
         return f"{exc.filename}: {exc.strerror or exc}"
-    return f"cannot write to stdout: {exc.strerror or exc}"
+    return OutputError.of(exc).message
 
 
 @app.callback()

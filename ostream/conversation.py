@@ -11,7 +11,7 @@ from typing import Any
 from ostream.errors import UsageError
 from ostream.ndjson import compact
 from ostream.options import read_text, strict_json
-from ostream.prompt import read_stdin
+from ostream.prompt import read_piped
 
 
 def parse_messages(text: str, source: str) -> list[dict[str, Any]]:
@@ -74,11 +74,7 @@ def read_history(path: Path) -> list[dict[str, Any]]:
 def load_conversation(messages: str | None, history: Path | None, stdin: Any) -> list[Any]:
     """The conversation sent before the new message: --messages FILE|-, or --history."""
     if messages == "-":
-        if stdin is None or stdin.isatty():
-            raise UsageError(
-                "--messages -: stdin is a terminal or closed; pipe the conversation in"
-            )
-        return parse_messages(read_stdin(stdin) or "", "--messages -")
+        return parse_messages(read_piped(stdin, "--messages", "conversation") or "", "--messages -")
     if messages is not None:
         return parse_messages(read_text(messages, "--messages"), messages)
     if history is not None:

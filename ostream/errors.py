@@ -39,6 +39,10 @@ class OutputError(OstreamError):
 
     code = ExitCode.SERVER_ERROR
 
+    @classmethod
+    def of(cls, exc: OSError) -> OutputError:
+        return cls(f"cannot write to stdout: {exc.strerror or exc}")
+
 
 class UsageError(OstreamError):
     code = ExitCode.USAGE

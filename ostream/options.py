@@ -12,8 +12,9 @@ from typing import Any
 from ostream.errors import UsageError
 
 THINK_LEVELS = ("low", "medium", "high", "max")
-_GO_DURATION = re.compile(r"[-+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+")
-_SECONDS = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")  # ASCII digits, no 1_0, no 1e9
+_NUMBER = r"([0-9]+(\.[0-9]*)?|\.[0-9]+)"  # ASCII digits, no 1_0, no 1e9
+_GO_DURATION = re.compile(rf"[-+]?({_NUMBER}(ns|us|µs|μs|ms|s|m|h))+")
+_SECONDS = re.compile(rf"[-+]?{_NUMBER}")
 
 
 def _no_constant(name: str) -> Any:

@@ -148,7 +148,7 @@ class Writer:
             raise
         except OSError as exc:
             silence(1)  # what is left in the buffer must not fail again at exit
-            raise OutputError(f"cannot write to stdout: {exc.strerror or exc}") from None
+            raise OutputError.of(exc) from None
         self._out_at_line_start = data.endswith(b"\n")
 
     def _write_err(self, data: bytes, ends_line: bool) -> None:

@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-PromptWords = Annotated[
-    list[str] | None,
-    typer.Argument(
-        metavar="[PROMPT]...",
+
+def _words(name: str, what: str) -> Any:  # typer.Argument is typed as Any
+    return typer.Argument(
+        metavar=f"[{name}]...",
         show_default=False,
-        help="The prompt, words joined by spaces (after piped stdin).",
-    ),
-]
-MessageWords = Annotated[
-    list[str] | None,
-    typer.Argument(
-        metavar="[MESSAGE]...",
-        show_default=False,
-        help="The user message, words joined by spaces (after piped stdin).",
-    ),
-]
+        help=f"{what}, words joined by spaces (after piped stdin).",
+    )
+
+
+PromptWords = Annotated[list[str] | None, _words("PROMPT", "The prompt")]
+MessageWords = Annotated[list[str] | None, _words("MESSAGE", "The user message")]
 Model = Annotated[
     str | None,
     typer.Option(

@@ -27,6 +27,13 @@ def read_stdin(stdin: Any) -> str | None:
         raise UsageError(f"stdin is not valid UTF-8 (byte {exc.start})") from None
 
 
+def read_piped(stdin: Any, option: str, what: str) -> str | None:
+    """stdin for an option given `-` (`-d -`, `--messages -`): it must be piped."""
+    if stdin is None or stdin.isatty():
+        raise UsageError(f"{option} -: stdin is a terminal or closed; pipe the {what} in")
+    return read_stdin(stdin)
+
+
 def assemble(piped: str | None, words: list[str]) -> str | None:
     """The prompt: `piped` and the words joined by one blank line; None if neither."""
     # An empty word list or only empty words (an unset "$PROMPT") is no prompt.
@@ -38,11 +45,9 @@ def assemble(piped: str | None, words: list[str]) -> str | None:
 
 def raw_body(data: str | None, stdin: Any) -> bytes | None:
     """raw's body, checked to be UTF-8 JSON; None (a GET) when there is none."""
-    if data == "-" and (stdin is None or stdin.isatty()):
-        raise UsageError("-d -: stdin is a terminal or closed; pipe the body in")
     body: bytes | None
     if data == "-" or data is None:
-        piped = read_stdin(stdin)
+        piped = read_piped(stdin, "-d", "body") if data == "-" else read_stdin(stdin)
         if data == "-" and piped is None:
             raise UsageError("-d -: stdin is empty")
         body = piped.encode("utf-8") if piped is not None else None

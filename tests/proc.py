@@ -106,3 +106,18 @@ def full_backlog() -> tuple[socket.socket, list[socket.socket]]:
         fillers.append(sock)
     threading.Event().wait(0.2)
     return server, fillers
+
+
+def drain_pty(master: int) -> bytes:
+    """Everything shown on a pty until its last writer is gone (EIO or EOF); closes it."""
+    shown = b""
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        shown += data
+    os.close(master)
+    return shown

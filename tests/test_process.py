@@ -17,6 +17,7 @@ import pytest
 from tests.fake_ollama import FakeOllama, Reply, Send, Stall, Wait, gen_chunks, ndjson
 from tests.proc import (
     assert_quiet_stderr,
+    drain_pty,
     env_for,
     full_backlog,
     ignore_sigint,
@@ -148,18 +149,8 @@ def test_control_characters_are_visible_on_a_terminal(fake_ollama: FakeOllama) -
     master, slave = pty.openpty()
     proc = spawn(["generate", "-m", "control", "x"], fake_ollama.url, stdout=slave)
     os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
+    shown = drain_pty(master)
     proc.wait(timeout=10)
-    os.close(master)
-    shown = b"".join(chunks)
     assert proc.returncode == 0
     assert b"\x1b" not in shown
     assert b"\x07" not in shown
@@ -183,17 +174,8 @@ def test_an_error_after_an_unfinished_line_starts_its_own_line_on_a_terminal(
         env=env_for(fake_ollama.url, NO_COLOR="1"),
     )
     os.close(slave)
-    shown = b""
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        shown += data
+    shown = drain_pty(master)
     proc.wait(timeout=10)
-    os.close(master)
     assert proc.returncode == 1
     assert shown.startswith(b"oops\r\nostream: error: HTTP 500")
 
