@@ -300,7 +300,8 @@ def chat(
     """
 
     def action(writer: Writer) -> None:
-        from ostream.conversation import append_turn, load_conversation, user_turn
+        from ostream.conversation import load_conversation, user_turn
+        from ostream.history import save_turn
         from ostream.options import load_tools, read_images
         from ostream.run import stream_answer
 
@@ -330,10 +331,7 @@ def chat(
             verbose=verbose,
         )
         if history is not None:
-            try:
-                append_turn(history, [*turn, reply.message()])
-            except OSError as exc:
-                raise UsageError(f"--history: cannot write {history}: {exc}") from None
+            save_turn(history, [*turn, reply.message()])
 
     _execute(action)
 

@@ -1,136 +1,124 @@
-"""Conversation files: reading JSONL or a JSON array, appending a turn atomically."""
+"""Conversations from files and stdin: JSONL, objects one after another (jq's pretty
+output), or a JSON array; errors name the file, the line and the field."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
+import json
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ostream.errors import UsageError
-from ostream.ndjson import compact
-from ostream.options import read_text, strict_json
-from ostream.prompt import read_piped
+from ostream.inputs import file_bytes, piped_bytes, text
+from ostream.options import raw_decode, undecodable
+
+_SPACE = re.compile(r"[ \t\n\r]*")
 
 
-def parse_messages(text: str, source: str) -> list[dict[str, Any]]:
-    """A conversation held as a JSON array or as JSONL, one message object a line."""
-    stripped = text.strip()
-    if stripped.startswith("["):
-        try:
-            messages = strict_json(stripped)
-        except ValueError as exc:
-            raise UsageError(f"{source}: invalid JSON: {exc}") from None
-    else:
-        messages = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                messages.append(strict_json(line))
-            except ValueError as exc:
-                raise UsageError(f"{source}:{number}: invalid JSON: {exc}") from None
-    for message in messages:
-        if not isinstance(message, dict) or "role" not in message:
-            raise UsageError(f"{source}: every message must be an object with a 'role'")
-    return messages  # type: ignore[no-any-return]
+def parse_messages(data: bytes, source: str, *, array: bool = True) -> list[dict[str, Any]]:
+    """The messages in `data`; `source` (`--messages talk.jsonl`) starts every message.
 
-
-def read_history(path: Path) -> list[dict[str, Any]]:
-    """The messages of a --history file; a missing file is an empty conversation.
-
-    What would stop the turn from being saved is refused now, before the answer
-    streams: a missing or unwritable directory (the new file is made there and
-    renamed over the old one), a file that is not writable.
+    Lone surrogate escapes become U+FFFD (what ostream 0.1.0 could write for a
+    broken reply); bytes that are not UTF-8 are refused, naming the field.
     """
-    real = os.path.realpath(path)
-    directory = os.path.dirname(real)
-    if os.path.exists(real) and not os.path.isfile(real):  # /dev/null, a FIFO: not replaced
-        raise UsageError(f"--history: {path} is not a regular file")
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        if not os.path.isdir(directory):
-            raise UsageError(f"--history: no directory {directory}") from None
-        data = None
-    except OSError as exc:
-        raise UsageError(f"--history: cannot read {path}: {exc.strerror or exc}") from None
-    if data is not None and not os.access(real, os.W_OK):
-        raise UsageError(f"--history: {path} is not writable")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise UsageError(f"--history: cannot create files in {directory}")
-    if data is None:
-        return []
+        decoded = text(data, source)
+    except UsageError as exc:
+        raise UsageError(_bad_bytes_message(data, source) or exc.message) from None
+    messages = []
+    for line, value in json_values(decoded, source, array=array):
+        if not isinstance(value, dict) or not isinstance(value.get("role"), str):
+            raise UsageError(f"{source}:{line}: a message must be an object with a 'role'")
+        messages.append(value)
+    return messages
+
+
+def json_values(source_text: str, source: str, *, array: bool) -> Iterator[tuple[int, Any]]:
+    """Each JSON value with the line it starts on: values one after another, whatever
+    the white space between them, or (if `array`) the items of one JSON array."""
+    line, seen = 1, 0
+    pos = _SPACE.match(source_text).end()  # type: ignore[union-attr]
+    in_array = source_text.startswith("[", pos)
+    if in_array:
+        if not array:
+            raise UsageError(f"{source}: a JSON array; one message a line (JSONL) is needed here")
+        end = _decode(source_text, pos, source, 1)[1]  # the whole array: its syntax errors
+        rest = _SPACE.match(source_text, end).end()  # type: ignore[union-attr]
+        if rest < len(source_text):
+            line = 1 + source_text.count("\n", 0, rest)
+            raise UsageError(f"{source}:{line}: invalid JSON: more after the array")
+        pos = _SPACE.match(source_text, pos + 1).end()  # type: ignore[union-attr]
+    while pos < len(source_text) and not (in_array and source_text[pos] == "]"):
+        line += source_text.count("\n", seen, pos)
+        seen = pos
+        value, end = _decode(source_text, pos, source, line)
+        yield line, value
+        pos = _SPACE.match(source_text, end).end()  # type: ignore[union-attr]
+        if in_array and source_text.startswith(",", pos):
+            pos = _SPACE.match(source_text, pos + 1).end()  # type: ignore[union-attr]
+
+
+def _decode(source_text: str, pos: int, source: str, line: int) -> tuple[Any, int]:
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"--history: {path} is not valid UTF-8") from None
-    if text.lstrip().startswith("["):
-        raise UsageError(f"--history: {path} is a JSON array; history files are JSONL")
-    return parse_messages(text, str(path))
+        return raw_decode(source_text, pos)
+    except json.JSONDecodeError as exc:
+        where = f"{exc.msg} (column {exc.colno})"
+        raise UsageError(f"{source}:{exc.lineno}: invalid JSON: {where}") from None
+    except ValueError as exc:  # NaN, Infinity, a number too large for a double
+        raise UsageError(f"{source}:{line}: invalid JSON: {exc}") from None
+
+
+def _bad_bytes_message(data: bytes, source: str) -> str | None:
+    """`source:LINE: FIELD is not valid UTF-8` for the first message holding such bytes."""
+    try:
+        for line, value in json_values(data.decode("utf-8", "surrogateescape"), source, array=True):
+            field = _undecodable_field(value, "")
+            if field is not None:
+                return f"{source}:{line}: {field or 'a key'} is not valid UTF-8"
+    except UsageError:
+        pass
+    return None
+
+
+def _undecodable_field(value: Any, path: str) -> str | None:
+    """The path (`content`, `tool_calls[0].function.name`) of the first string holding
+    bytes that are not UTF-8."""
+    if isinstance(value, str):
+        return path if undecodable(value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    if not isinstance(value, (dict, list)):
+        return None
+    for key, item in items:
+        if isinstance(key, str) and undecodable(key):
+            return path
+        inner = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}".lstrip(".")
+        found = _undecodable_field(item, inner)
+        if found is not None:
+            return found
+    return None
 
 
 def load_conversation(messages: str | None, history: Path | None, stdin: Any) -> list[Any]:
     """The conversation sent before the new message: --messages FILE|-, or --history."""
+    from ostream.history import read_history
+
     if messages == "-":
-        return parse_messages(read_piped(stdin, "--messages", "conversation") or "", "--messages -")
+        return parse_messages(piped_bytes(stdin, "--messages", "conversation"), "--messages -")
     if messages is not None:
-        return parse_messages(read_text(messages, "--messages"), messages)
+        return parse_messages(file_bytes(messages, "--messages"), f"--messages {messages}")
     if history is not None:
         return read_history(history)
     return []
 
 
-def user_turn(text: str | None, images: list[str]) -> list[dict[str, Any]]:
+def user_turn(words: str | None, images: list[str]) -> list[dict[str, Any]]:
     """The new user message (none without text), carrying the images."""
-    if text is None:
+    if words is None:
         if images:
             raise UsageError("--image needs a message to attach to")
         return []
-    user: dict[str, Any] = {"role": "user", "content": text}
+    user: dict[str, Any] = {"role": "user", "content": words}
     if images:
         user["images"] = images
     return [user]
-
-
-def append_turn(path: Path, messages: list[dict[str, Any]]) -> None:
-    """Append `messages` as JSONL lines, all or nothing.
-
-    The new file is written beside the old one and renamed over it, so a crash
-    or a signal at any moment leaves either the old file or the new one.
-    """
-    path = Path(os.path.realpath(path))  # through a symlink: update the file it names
-    try:
-        old = path.read_bytes()
-    except FileNotFoundError:
-        old = b""
-    if old and not old.endswith(b"\n"):
-        old += b"\n"
-    new = b"".join(compact(m) + b"\n" for m in messages)
-    directory = path.parent
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(old + new)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            status = path.stat()
-        except FileNotFoundError:
-            os.chmod(temp, 0o666 & ~_umask())
-        else:
-            os.chmod(temp, status.st_mode & 0o7777)
-            if (status.st_uid, status.st_gid) != (os.getuid(), os.getgid()):
-                with contextlib.suppress(PermissionError):  # root updating someone's file
-                    os.chown(temp, status.st_uid, status.st_gid)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

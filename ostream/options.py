@@ -6,10 +6,10 @@ import base64
 import json
 import math
 import re
-from pathlib import Path
 from typing import Any
 
 from ostream.errors import UsageError
+from ostream.inputs import file_bytes, text
 
 THINK_LEVELS = ("low", "medium", "high", "max")
 _NUMBER = r"([0-9]+(\.[0-9]*)?|\.[0-9]+)"  # ASCII digits, no 1_0, no 1e9
@@ -32,10 +32,44 @@ def _finite(text: str) -> float:
     return number
 
 
-def strict_json(text: str | bytes) -> Any:
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def strict_json(text: str) -> Any:
     """json.loads without NaN, Infinity and numbers too large for a double, which are
-    not JSON that Ollama (or ostream, sending it on) can take."""
-    return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    not JSON that Ollama (or ostream, sending it on) can take.
+
+    A lone surrogate escape ("\\ud83d", which a broken server or an old ostream may
+    have written) becomes U+FFFD, as Ollama's own JSON decoder takes it: the text
+    can then be sent as UTF-8.
+    """
+    value = _DECODER.decode(text)
+    return scrub(value) if _SURROGATE_ESCAPE.search(text) else value
+
+
+def raw_decode(text: str, start: int) -> tuple[Any, int]:
+    """The JSON value at `start` in `text` (strict_json's rules) and where it ends."""
+    value, end = _DECODER.raw_decode(text, start)
+    return (scrub(value) if _SURROGATE_ESCAPE.search(text, start, end) else value), end
+
+
+def scrub(value: Any) -> Any:
+    """`value` with every lone surrogate in its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [scrub(item) for item in value]
+    if isinstance(value, dict):
+        return {scrub(key): scrub(item) for key, item in value.items()}
+    return value
+
+
+def undecodable(value: str) -> bool:
+    """Whether a command-line value held bytes that are not UTF-8 (Python keeps them as
+    lone surrogates)."""
+    return _SURROGATE.search(value) is not None
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -46,6 +80,8 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key:
             raise UsageError(f"-o takes KEY=VALUE, not {pair!r}")
+        if undecodable(pair):
+            raise UsageError(f"-o {scrub(key)}: not valid UTF-8")
         try:
             options[key] = strict_json(value)
         except OutOfRange as exc:
@@ -90,11 +126,21 @@ def parse_format(value: str) -> Any:
 
 def load_json(value: str, what: str) -> Any:
     """Inline JSON, or `@path` to a file holding it."""
-    text = read_text(value[1:], what) if value.startswith("@") else value
+    if value.startswith("@"):
+        where = f"{what} {value[1:]}"
+        source = text(file_bytes(value[1:], what), where)
+    elif undecodable(value):
+        raise UsageError(f"{what}: not valid UTF-8")
+    else:
+        where, source = what, value
     try:
-        return strict_json(text)
+        return strict_json(source)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"{where}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})"
+        ) from None
     except ValueError as exc:
-        raise UsageError(f"{what}: invalid JSON: {exc}") from None
+        raise UsageError(f"{where}: invalid JSON: {exc}") from None
 
 
 def load_tools(path: str) -> list[Any]:
@@ -107,25 +153,8 @@ def load_tools(path: str) -> list[Any]:
 def read_images(paths: list[str]) -> list[str]:
     images = []
     for path in paths:
-        data = read_bytes(path, "--image")
+        data = file_bytes(path, "--image")
         if not data:
             raise UsageError(f"--image: {path} is empty")
         images.append(base64.b64encode(data).decode("ascii"))
     return images
-
-
-def read_bytes(path: str, what: str) -> bytes:
-    if not path:
-        raise UsageError(f"{what}: no file name")
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
-
-
-def read_text(path: str, what: str) -> str:
-    data = read_bytes(path, what)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"{what}: {path} is not valid UTF-8") from None

@@ -6,32 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from ostream.errors import UsageError
-from ostream.options import read_bytes, strict_json
+from ostream.inputs import file_bytes, piped_bytes, stdin_bytes, stdin_text, without_bom
+from ostream.options import strict_json
 
 
 def read_stdin(stdin: Any) -> str | None:
     """All of stdin as UTF-8 when it is not a terminal; None when it is, or is empty."""
-    if stdin is None:
-        return None
-    try:
-        if stdin.isatty():
-            return None
-        data: bytes = getattr(stdin, "buffer", stdin).read()
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read stdin: {exc}") from None
-    if not data:
-        return None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"stdin is not valid UTF-8 (byte {exc.start})") from None
-
-
-def read_piped(stdin: Any, option: str, what: str) -> str | None:
-    """stdin for an option given `-` (`-d -`, `--messages -`): it must be piped."""
-    if stdin is None or stdin.isatty():
-        raise UsageError(f"{option} -: stdin is a terminal or closed; pipe the {what} in")
-    return read_stdin(stdin)
+    return stdin_text(stdin)
 
 
 def assemble(piped: str | None, words: list[str]) -> str | None:
@@ -46,13 +27,14 @@ def assemble(piped: str | None, words: list[str]) -> str | None:
 def raw_body(data: str | None, stdin: Any) -> bytes | None:
     """raw's body, checked to be UTF-8 JSON; None (a GET) when there is none."""
     body: bytes | None
-    if data == "-" or data is None:
-        piped = read_piped(stdin, "-d", "body") if data == "-" else read_stdin(stdin)
-        if data == "-" and piped is None:
+    if data == "-":
+        body = without_bom(piped_bytes(stdin, "-d", "body"))
+        if not body:
             raise UsageError("-d -: stdin is empty")
-        body = piped.encode("utf-8") if piped is not None else None
+    elif data is None:
+        body = without_bom(stdin_bytes(stdin) or b"") or None
     elif data.startswith("@"):
-        body = read_bytes(data[1:], "--data")
+        body = without_bom(file_bytes(data[1:], "--data"))  # JSON may start with one (RFC 8259)
     else:
         try:
             body = data.encode("utf-8")

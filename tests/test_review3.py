@@ -77,7 +77,8 @@ def test_lone_surrogate_in_a_history_turn_is_saved(fake_ollama: FakeOllama, tmp_
     result = chat_with_history(fake_ollama, history)
     assert result.exit_code == 0, result.output
     saved = [json.loads(x) for x in history.read_text().splitlines()]
-    assert saved[-1] == {"role": "assistant", "content": "a\ud83d"}
+    assert saved[-1] == {"role": "assistant", "content": "a\ufffd"}  # as it was shown
+    assert chat_with_history(fake_ollama, history).exit_code == 0  # and the next turn works
 
 
 # --- values of the wrong type in a server's lines ------------------------------------------
@@ -227,7 +228,7 @@ def deny_write(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
     """os.access says `path` is not writable (as for a non-root user; root may write anyway)."""
     real_access = os.access
     monkeypatch.setattr(
-        "ostream.conversation.os.access",
+        "ostream.history.os.access",
         lambda p, mode: not (os.fspath(p) == path and mode & os.W_OK) and real_access(p, mode),
     )
 

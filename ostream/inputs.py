@@ -1,0 +1,99 @@
+"""Input from stdin and from files, read in bounded pieces.
+
+One read(2) at a time, so a signal (SIGINT, SIGTERM) is handled between two of
+them, whatever the source: `</dev/zero`, a pipe that never ends, a 3 GB file.
+No input is held beyond the limit, OSTREAM_MAX_INPUT MiB (default 64): more is
+refused (exit 2) after reading at most one byte past it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ostream.errors import UsageError
+
+DEFAULT_MIB = 64
+PIECE = 1 << 16
+UTF8_BOM = b"\xef\xbb\xbf"  # dropped from the start of text: never sent, never refused
+
+
+def limit(environ: Mapping[str, str] = os.environ) -> int:
+    """The most bytes one input may hold."""
+    value = environ.get("OSTREAM_MAX_INPUT", "").strip()
+    if not value:
+        return DEFAULT_MIB << 20
+    if not re.fullmatch(r"[0-9]{1,7}", value) or int(value) == 0:
+        raise UsageError(f"OSTREAM_MAX_INPUT takes a whole number of MiB, not {value!r}")
+    return int(value) << 20
+
+
+def read_all(read: Callable[[int], bytes], what: str) -> bytes:
+    """Everything `read` gives until it returns b"", refused once it exceeds the limit."""
+    most = limit()
+    pieces: list[bytes] = []
+    total = 0
+    while piece := read(min(PIECE, most + 1 - total)):
+        total += len(piece)
+        if total > most:
+            raise UsageError(
+                f"{what} is larger than {most >> 20} MiB (OSTREAM_MAX_INPUT raises the limit)"
+            )
+        pieces.append(piece)
+    return b"".join(pieces)
+
+
+def stdin_bytes(stdin: Any) -> bytes | None:
+    """All of stdin when it is not a terminal; None when it is a terminal or closed."""
+    if stdin is None:
+        return None
+    try:
+        if stdin.isatty():
+            return None
+        binary = getattr(stdin, "buffer", stdin)
+        # read1: one read(2) for what is not buffered yet, never a wait for a full piece.
+        return read_all(getattr(binary, "read1", binary.read), "stdin")
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read stdin: {exc}") from None
+
+
+def piped_bytes(stdin: Any, option: str, what: str) -> bytes:
+    """stdin for an option given `-` (`-d -`, `--messages -`): it must be piped."""
+    if stdin is None or stdin.isatty():
+        raise UsageError(f"{option} -: stdin is a terminal or closed; pipe the {what} in")
+    return stdin_bytes(stdin) or b""
+
+
+def file_bytes(path: str, what: str) -> bytes:
+    """The contents of the file `path` names, given for the option `what`."""
+    if not path:
+        raise UsageError(f"{what}: no file name")
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            return read_all(handle.read, f"{what}: {path}")
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
+
+
+def text(data: bytes, source: str) -> str:
+    """`data` as UTF-8 text without a leading byte order mark; `source` names it in the
+    message when it is not UTF-8 (`--history talk.jsonl` → `--history talk.jsonl:3: ...`)."""
+    try:
+        decoded = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UsageError(f"{source}:{line}: not valid UTF-8 (byte {exc.start})") from None
+    return decoded.removeprefix("\ufeff")
+
+
+def without_bom(data: bytes) -> bytes:
+    return data.removeprefix(UTF8_BOM)
+
+
+def stdin_text(stdin: Any) -> str | None:
+    """stdin as UTF-8 text (a BOM dropped) when it is not a terminal; None when it is,
+    or when nothing came."""
+    data = stdin_bytes(stdin)
+    return text(data, "stdin") or None if data else None
