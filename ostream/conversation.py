@@ -60,11 +60,16 @@ def json_values(source_text: str, source: str, *, array: bool) -> Iterator[tuple
 
 
 def _decode(source_text: str, pos: int, source: str, line: int) -> tuple[Any, int]:
+    """The value at `pos`, which starts on `line`; an error names that line."""
     try:
         return raw_decode(source_text, pos)
     except json.JSONDecodeError as exc:
-        where = f"{exc.msg} (column {exc.colno})"
-        raise UsageError(f"{source}:{exc.lineno}: invalid JSON: {where}") from None
+        at = (
+            f"column {exc.colno}"
+            if exc.lineno == line
+            else f"line {exc.lineno}, column {exc.colno}"
+        )
+        raise UsageError(f"{source}:{line}: invalid JSON: {exc.msg} ({at})") from None
     except ValueError as exc:  # NaN, Infinity, a number too large for a double
         raise UsageError(f"{source}:{line}: invalid JSON: {exc}") from None
 
