@@ -80,7 +80,7 @@ def _bad_bytes_message(data: bytes, source: str) -> str | None:
         for line, value in json_values(data.decode("utf-8", "surrogateescape"), source, array=True):
             field = _undecodable_field(value, "")
             if field is not None:
-                return f"{source}:{line}: {field or 'a key'} is not valid UTF-8"
+                return f"{source}:{line}: {field or 'the line'} is not valid UTF-8"
     except UsageError:
         pass
     return None
@@ -91,12 +91,12 @@ def _undecodable_field(value: Any, path: str) -> str | None:
     bytes that are not UTF-8."""
     if isinstance(value, str):
         return path if undecodable(value) else None
-    items = value.items() if isinstance(value, dict) else enumerate(value)
     if not isinstance(value, (dict, list)):
         return None
+    items = value.items() if isinstance(value, dict) else enumerate(value)
     for key, item in items:
         if isinstance(key, str) and undecodable(key):
-            return path
+            return f"a key in {path}" if path else "a key"
         inner = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}".lstrip(".")
         found = _undecodable_field(item, inner)
         if found is not None:

@@ -71,7 +71,11 @@ def test_a_lone_surrogate_escape_written_by_0_1_0_is_read_as_u_fffd(
     ("line", "message"),
     [
         (b'{"role":"user","content":"caf\xe9"}', "content is not valid UTF-8"),
-        (b'{"role":"user","images":["ok","\xff"]}', "images[1] is not valid UTF-8"),
+        (b'{"role":"user","n":1,"images":["ok","\xff"]}', "images[1] is not valid UTF-8"),
+        (
+            b'{"role":"user","tool_calls":[{"f":{"x\xff":1}}]}',
+            "a key in tool_calls[0].f is not valid UTF-8",
+        ),
         (
             b'{"role":"user","content":"x"',
             "invalid JSON: Expecting ',' delimiter (line 4, column 1)",
