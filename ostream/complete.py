@@ -10,7 +10,10 @@ import os
 
 import typer
 
-TAGS_WAIT = 0.5  # seconds, to connect and for each wait for data: a Tab must not hang
+# A Tab must not hang: seconds to connect and for each wait for data, and for the whole answer.
+TAGS_WAIT = 0.5
+TAGS_TOTAL = 1.0
+TAGS_LIMIT = 4 << 20  # bytes: a few thousand models
 
 
 def think_values(incomplete: str) -> list[str]:
@@ -36,6 +39,7 @@ def model_names(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
 
 def _tags(host: object) -> list[tuple[str, str]]:
     import json
+    import time
 
     from ostream.client import Client
     from ostream.host import resolve
@@ -43,17 +47,23 @@ def _tags(host: object) -> list[tuple[str, str]]:
     base = resolve(host if isinstance(host, str) else None, os.environ)
     key = os.environ.get("OLLAMA_API_KEY", "").strip().strip("\"'")
     client = Client(base, api_key=key or None, timeout=TAGS_WAIT, retries=0)
+    deadline = time.monotonic() + TAGS_TOTAL
+    body = bytearray()
     try:
         with client.open("GET", "/api/tags") as response:
             if response.status != 200:
                 return []
-            models = json.loads(response.read_all())["models"]
+            for data in response.chunks():
+                body += data
+                if time.monotonic() > deadline or len(body) > TAGS_LIMIT:
+                    return []
     finally:
         client.close()
-    found: list[tuple[str, str]] = []
+    models = json.loads(body)["models"]
+    found: dict[str, str] = {}  # name -> size, in the server's order, each name once
     for model in models:
         name = model.get("name") or model.get("model")
-        if isinstance(name, str) and name and name not in (n for n, _ in found):
+        if isinstance(name, str) and name:
             size = (model.get("details") or {}).get("parameter_size")
-            found.append((name, size if isinstance(size, str) else ""))
-    return found
+            found.setdefault(name, size if isinstance(size, str) else "")
+    return list(found.items())

@@ -14,7 +14,16 @@ import pytest
 from typer.testing import CliRunner
 
 from ostream.cli import app
-from tests.fake_ollama import FakeOllama, Reply, Send, Wait, json_reply, text_reply
+from tests.fake_ollama import (
+    Event,
+    FakeOllama,
+    Reply,
+    Send,
+    Sleep,
+    Wait,
+    json_reply,
+    text_reply,
+)
 from tests.proc import env_for
 
 
@@ -128,6 +137,16 @@ def test_model_offers_nothing_when_the_server_is_slow(fake_ollama: FakeOllama) -
         assert offered("ostream generate -m ", OLLAMA_HOST=fake_ollama.url) == []
     finally:
         answer.set()
+
+
+def test_model_offers_nothing_when_the_answer_dribbles(fake_ollama: FakeOllama) -> None:
+    # Every wait is shorter than the per-wait limit, the whole answer longer than its limit.
+    head, tail = json.dumps(TAGS).split("[", 1)
+    events: list[Event] = [Send(f"{head}[".encode())]
+    events += [Sleep(0.3), Send(b" ")] * 5
+    events += [Send(tail.encode())]
+    fake_ollama.script(Reply(events=events), path="/api/tags")
+    assert offered("ostream generate -m ", OLLAMA_HOST=fake_ollama.url) == []
 
 
 @pytest.mark.parametrize(
