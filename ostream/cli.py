@@ -121,7 +121,7 @@ def _in_ostream_terms(exc: BaseException, env: Environment) -> BaseException:
     - an OSError writing help or completion output: a broken pipe or an output error.
     """
     if isinstance(exc, _NoCommand):
-        write_stderr(env.stderr, f"{exc}\n")
+        write_stderr(env, f"{exc}\n")
         return Stop(ExitCode.USAGE)
     if isinstance(exc, _HelpOutputError):
         if isinstance(exc.error, BrokenPipeError):

@@ -37,6 +37,7 @@ class Environment(Streams):
             stderr_tty=stderr_tty,
             color=stderr_tty and "NO_COLOR" not in os.environ,
             stdout_never_blocks=stdout_tty or _is_regular_file(sys.stdout),
+            process_fds=True,
             stdin=sys.stdin,
             stdin_tty=_isatty(sys.stdin),
             environ=os.environ,

@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 from ostream.environment import Environment
 from ostream.errors import FAILURES, ExitCode, classify
-from ostream.fds import silence
 from ostream.output import Writer, write_error
 from ostream.signals import cancellable
 
@@ -33,10 +32,9 @@ def conclude(exc: BaseException, env: Environment, writer: Writer | None = None)
     if failure.message is not None and env.debug:
         raise exc
     if failure.silence_stdout:
-        # Point fd 1 at /dev/null: the exit-time flush can neither complain nor block.
-        silence(1)
+        env.silence_stdout()
     if failure.message is not None:
         if writer is not None:
             writer.end_line_for_message()
-        write_error(env.stderr, failure.message, color=env.color)
+        write_error(env, failure.message)
     return failure.code

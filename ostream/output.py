@@ -28,6 +28,18 @@ class Streams:
     stderr_tty: bool = False
     color: bool = False
     stdout_never_blocks: bool = False  # a regular file or a terminal, not a pipe or socket
+    process_fds: bool = False  # stdout and stderr are the process's fds 1 and 2
+
+    def silence_stdout(self) -> None:
+        """Point fd 1 at /dev/null: what is left to write, and the exit-time flush,
+        can neither fail again (EPIPE) nor block. A test's streams are left alone."""
+        if self.process_fds:
+            silence(1)
+
+    def silence_stderr(self) -> None:
+        """The same for fd 2, whose reader has gone: the exit status still tells."""
+        if self.process_fds:
+            silence(2)
 
 
 def _utf8(text: str) -> bytes:
@@ -114,7 +126,7 @@ class Writer:
         except BrokenPipeError:
             raise
         except OSError as exc:
-            silence(1)  # what is left in the buffer must not fail again at exit
+            self.streams.silence_stdout()  # what is left must not fail again at exit
             raise OutputError.of(exc) from None
         self._out_at_line_start = data.endswith(b"\n")
 
@@ -124,25 +136,25 @@ class Writer:
             self._err.flush()
         except OSError:
             # stderr's reader has gone (2> >(head)): the answer and the exit status matter more.
-            silence(2)
+            self.streams.silence_stderr()
         self._err_at_line_start = ends_line
 
 
-def write_error(stderr: BinaryIO, message: str, *, color: bool = False) -> None:
+def write_error(streams: Streams, message: str) -> None:
     """`ostream: error: message` as one line on stderr."""
     # The message may quote the server: never let it drive the terminal.
     one_line = visible(" ".join(message.split()))
-    prefix = "\x1b[1;31mostream: error:\x1b[0m" if color else "ostream: error:"
-    write_stderr(stderr, f"{prefix} {one_line}\n")
+    prefix = "\x1b[1;31mostream: error:\x1b[0m" if streams.color else "ostream: error:"
+    write_stderr(streams, f"{prefix} {one_line}\n")
 
 
-def write_stderr(stderr: BinaryIO, text: str) -> None:
+def write_stderr(streams: Streams, text: str) -> None:
     """Text for the human on stderr, outside a run's Writer (errors, help)."""
     try:
-        stderr.write(text.encode("utf-8", "replace"))
-        stderr.flush()
+        streams.stderr.write(text.encode("utf-8", "replace"))
+        streams.stderr.flush()
     except OSError:
-        silence(2)  # its reader has gone; the exit status still tells
+        streams.silence_stderr()
     except ValueError:  # closed
         pass
 

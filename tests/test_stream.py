@@ -256,7 +256,7 @@ def test_error_messages_cannot_drive_the_terminal() -> None:
     from ostream.output import write_error
 
     stderr = io.BytesIO()
-    write_error(stderr, "bad \x1b]0;title\x07 thing\nmore")
+    write_error(Streams(None, stderr), "bad \x1b]0;title\x07 thing\nmore")
     assert stderr.getvalue() == b"ostream: error: bad ^[]0;title^G thing more\n"
 
 
