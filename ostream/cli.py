@@ -119,6 +119,9 @@ def _in_ostream_terms(exc: BaseException, env: Environment) -> BaseException:
       pointer to --help, exit 2; another Click error: its message, exit 1;
     - no command at all: the help on stderr, exit 2, silently otherwise;
     - an OSError writing help or completion output: a broken pipe or an output error.
+
+    Click's own endings (exit 1 on EPIPE, NoArgsIsHelpError) are headed off by _Group,
+    so nothing here matches Click's private classes by name.
     """
     if isinstance(exc, _NoCommand):
         write_stderr(env, f"{exc}\n")
@@ -128,7 +131,7 @@ def _in_ostream_terms(exc: BaseException, env: Environment) -> BaseException:
             return exc.error
         return OutputError.of(exc.error)
     if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
-        return OutputError.of(exc)  # shell completion writing its files
+        return OutputError.of(exc)  # shell completion's answer, written before Click's handling
     if isinstance(exc, typer.TyperException):
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
@@ -143,7 +146,6 @@ app = typer.Typer(
     name="ostream",
     help="Stream answers from an Ollama server to stdout, Unix-pipe style.",
     epilog=_exit_status_epilog(),
-    no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
     add_completion=True,
