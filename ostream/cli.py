@@ -61,11 +61,12 @@ class _NoCommand(Exception):
     ours so the adapter need not know Click's private classes)."""
 
 
-class _HelpOutputError(Exception):
-    """An OSError while Click wrote help or completion output (EPIPE, a full disk),
-    carried past Click's own EPIPE handling, which would exit 1 behind our back."""
+class _PastClick(Exception):
+    """Carries what Click would end in its own way past it: an OSError while it writes
+    help (it would exit 1 on EPIPE, behind our back), a Ctrl-C while it parses (it
+    would exit 130 without silencing stdout)."""
 
-    def __init__(self, error: OSError) -> None:
+    def __init__(self, error: BaseException) -> None:
         super().__init__(error)
         self.error = error
 
@@ -101,14 +102,14 @@ class _Group(TyperGroup):
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().make_context(*args, **kwargs)
-        except OSError as exc:  # writing --help
-            raise _HelpOutputError(exc) from None
+        except (OSError, KeyboardInterrupt) as exc:  # writing --help, parsing
+            raise _PastClick(exc) from None
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except OSError as exc:  # writing a command's --help (commands catch their own)
-            raise _HelpOutputError(exc) from None
+        except (OSError, KeyboardInterrupt) as exc:  # a command's --help; commands end their own
+            raise _PastClick(exc) from None
 
 
 def _in_ostream_terms(exc: BaseException, env: Environment) -> BaseException:
@@ -118,20 +119,19 @@ def _in_ostream_terms(exc: BaseException, env: Environment) -> BaseException:
     - a usage error (typer.TyperException is Click's ClickException): one line with a
       pointer to --help, exit 2; another Click error: its message, exit 1;
     - no command at all: the help on stderr, exit 2, silently otherwise;
-    - an OSError writing help or completion output: a broken pipe or an output error.
+    - an OSError writing help or completion output: a broken pipe or an output error;
+    - a Ctrl-C while the command line is parsed: as anywhere else.
 
-    Click's own endings (exit 1 on EPIPE, NoArgsIsHelpError) are headed off by _Group,
+    Click's own endings (exit 1 on EPIPE, 130, NoArgsIsHelpError) are headed off by _Group,
     so nothing here matches Click's private classes by name.
     """
     if isinstance(exc, _NoCommand):
         write_stderr(env, f"{exc}\n")
         return Stop(ExitCode.USAGE)
-    if isinstance(exc, _HelpOutputError):
-        if isinstance(exc.error, BrokenPipeError):
-            return exc.error
-        return OutputError.of(exc.error)
+    if isinstance(exc, _PastClick):
+        exc = exc.error
     if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
-        return OutputError.of(exc)  # shell completion's answer, written before Click's handling
+        return OutputError.of(exc)  # help, or shell completion's answer
     if isinstance(exc, typer.TyperException):
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""

@@ -148,3 +148,34 @@ def test_version_and_a_command_with_stdout_closed_are_refused_with_status_2() ->
         env = Environment(stdout=None, stderr=io.BytesIO())
         assert main(args, env=env) == 2
         assert err(env) == b"ostream: error: stdout is closed\n"
+
+
+class Recording(Environment):
+    """An environment that notes when stdout would be silenced (fd 1 → /dev/null)."""
+
+    silenced = False
+
+    def silence_stdout(self) -> None:
+        self.silenced = True
+
+
+def test_ctrl_c_while_the_command_line_is_handled_is_130_with_stdout_silenced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("ostream.cli.execute", interrupted)
+    env = Recording(stdout=io.BytesIO(), stderr=io.BytesIO())
+    assert main(["generate", "-m", "m", "x"], env=env) == 130
+    assert env.silenced
+    assert err(env) == b""
+
+
+def test_a_closed_pipe_silences_stdout_and_a_usage_error_does_not() -> None:
+    env = Recording(stdout=BrokenPipe(), stderr=io.BytesIO())
+    assert main(["--version"], env=env) == 141
+    assert env.silenced
+    env = Recording(stdout=io.BytesIO(), stderr=io.BytesIO())
+    assert main(["generate", "--zzz"], env=env) == 2
+    assert not env.silenced
