@@ -34,7 +34,7 @@ Model = Annotated[
 System = Annotated[
     str | None, typer.Option("-s", "--system", metavar="TEXT", help="System prompt.")
 ]
-Opts = Annotated[
+ModelOptions = Annotated[
     list[str] | None,
     typer.Option(
         "-o",
@@ -92,7 +92,7 @@ Host = Annotated[
         help="Ollama server (default: $OLLAMA_HOST, else http://127.0.0.1:11434).",
     ),
 ]
-TimeoutOpt = Annotated[
+TimeoutSeconds = Annotated[
     float | None,
     typer.Option(
         "--timeout",

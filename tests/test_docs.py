@@ -8,6 +8,7 @@ fenced as ```sh exit=N must exit N instead of 0.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import re
 import shutil
@@ -418,3 +419,37 @@ def test_the_man_page_is_installed_with_the_package() -> None:
     data_files = project["tool"]["setuptools"]["data-files"]
     assert data_files["share/man/man1"] == ["man/ostream.1"]
     assert (root / "man" / "ostream.1").is_file()
+
+
+# --------------------------------------------------------------------------- exit-code wording
+
+
+def same_words(text: str) -> str:
+    """`text` as words: spaces collapsed; a man page's capital and full stop forgiven."""
+    words = " ".join(text.split()).removesuffix(".")
+    return words[:1].lower() + words[1:]
+
+
+MEANINGS = {int(code): code.meaning for code in ExitCode}
+
+
+def test_help_exit_status_has_exit_code_meanings_word_for_word() -> None:
+    text = help_text(TOP).split("Exit status:\n", 1)[1]
+    rows = re.findall(r"^    (\d+) +(.*(?:\n {9}.*)*)", text, flags=re.MULTILINE)
+    assert {int(code): same_words(meaning) for code, meaning in rows} == MEANINGS
+
+
+def test_man_exit_status_has_exit_code_meanings_word_for_word() -> None:
+    lines = [*man_sections()["EXIT STATUS"], ".TP"]
+    starts = [i for i, line in enumerate(lines) if line == ".TP"]
+    rows = {
+        int(plain(lines[a + 1])): same_words(" ".join(plain(line) for line in lines[a + 2 : b]))
+        for a, b in itertools.pairwise(starts)
+    }
+    assert rows == MEANINGS
+
+
+def test_readme_exit_table_has_exit_code_meanings_word_for_word() -> None:
+    rows = re.findall(r"^\| (\d+) \| (.*) \|$", README.read_text(), flags=re.MULTILINE)
+    unmarked = {int(code): text.replace("`", "").replace("\\|", "|") for code, text in rows}
+    assert unmarked == MEANINGS

@@ -10,7 +10,7 @@ import pytest
 
 from ostream.errors import ProtocolError, ServerError
 from ostream.output import Streams, Writer, format_stats, visible
-from ostream.rawbody import copy_raw
+from ostream.raw import copy_response
 from ostream.stream import Streamer
 
 
@@ -200,7 +200,7 @@ def test_visible_keeps_newline_and_tab_and_printables() -> None:
 def test_raw_copies_bytes_and_reports_an_error_line() -> None:
     writer = make_writer()
     body = [b'{"status":"pulling"}\n{"sta', b'tus":"x"}\n{"error":"no space"}\n', b"tail"]
-    seen = copy_raw(body, writer)
+    seen = copy_response(body, writer)
     assert seen.error == "no space"
     assert out(writer) == b"".join(body)
     assert (seen.last_line, seen.tail) == (b'{"error":"no space"}', b"tail")
@@ -221,7 +221,7 @@ def test_raw_copies_bytes_and_reports_an_error_line() -> None:
 )
 def test_raw_knows_a_stream_that_ended_before_done(body: list[bytes], unfinished: bool) -> None:
     writer = make_writer()
-    assert copy_raw(body, writer).unfinished() is unfinished
+    assert copy_response(body, writer).unfinished() is unfinished
     assert out(writer) == b"".join(body)
 
 
@@ -253,10 +253,10 @@ def test_tool_call_and_jsonl_lines_are_made_visible_on_a_terminal() -> None:
 
 
 def test_error_messages_cannot_drive_the_terminal() -> None:
-    from ostream.errors import report
+    from ostream.output import write_error
 
     stderr = io.BytesIO()
-    report("bad \x1b]0;title\x07 thing\nmore", stderr)
+    write_error(Streams(None, stderr), "bad \x1b]0;title\x07 thing\nmore")
     assert stderr.getvalue() == b"ostream: error: bad ^[]0;title^G thing more\n"
 
 
