@@ -5,36 +5,12 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from ostream import __version__
-from ostream.cli import app
 from tests.fake_ollama import FakeOllama, Reply, Send, chat_chunks, gen_chunks, ndjson
-
-runner = CliRunner()
-
-
-def invoke(
-    server: FakeOllama | None,
-    *args: str,
-    input: str | bytes | None = None,
-    env: dict[str, str] | None = None,
-) -> Any:
-    base = {
-        "OLLAMA_HOST": server.url if server else "",
-        "OSTREAM_MODEL": "",
-        "OLLAMA_API_KEY": "",
-        "NO_COLOR": "1",
-    }
-    return runner.invoke(app, list(args), input=input, env={**base, **(env or {})})
-
-
-def sent(server: FakeOllama) -> dict[str, Any]:
-    body: dict[str, Any] = server.requests[-1].json
-    return body
+from tests.inproc import invoke, sent
 
 
 def test_version() -> None:
@@ -153,9 +129,14 @@ def test_no_authorization_header_without_a_key(fake_ollama: FakeOllama) -> None:
 
 
 def test_host_option_wins_over_environment(fake_ollama: FakeOllama) -> None:
-    result = runner.invoke(
-        app,
-        ["generate", "-m", "m", "--host", fake_ollama.url, "hi"],
+    result = invoke(
+        None,
+        "generate",
+        "-m",
+        "m",
+        "--host",
+        fake_ollama.url,
+        "hi",
         env={"OLLAMA_HOST": "http://127.0.0.1:9"},
     )
     assert result.exit_code == 0

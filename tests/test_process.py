@@ -6,7 +6,6 @@ import json
 import os
 import pty
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ import pytest
 from tests.fake_ollama import FakeOllama, Reply, Send, Stall, Wait, gen_chunks, ndjson
 from tests.proc import (
     assert_quiet_stderr,
+    closed_port,
     drain_pty,
     env_for,
     full_backlog,
@@ -27,12 +27,6 @@ from tests.proc import (
 )
 
 LEAVE = 5.0  # generous bound for "the client closed the connection"; not a speed assertion
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- streaming and pipes -------------------------------------------------------------------
@@ -166,9 +160,9 @@ def test_an_error_after_an_unfinished_line_starts_its_own_line_on_a_terminal(
 
     fake_ollama.script(text_reply(500, "oops"), path="/api/tags")
     master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ostream", "raw", "/api/tags"],
-        stdin=subprocess.DEVNULL,
+    proc = spawn(
+        ["raw", "/api/tags"],
+        fake_ollama.url,
         stdout=slave,
         stderr=slave,
         env=env_for(fake_ollama.url, NO_COLOR="1"),

@@ -9,35 +9,10 @@ from typing import Any
 import pytest
 
 from ostream.errors import ProtocolError, ServerError
-from ostream.output import Streams, Writer, format_stats, visible
+from ostream.output import Writer, format_stats, visible
 from ostream.rawbody import copy_raw
 from ostream.stream import Streamer
-
-
-class Recorder(io.BytesIO):
-    """A binary stream that remembers each flush, to prove per-read writes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.flushes: list[bytes] = []
-        self._mark = 0
-
-    def flush(self) -> None:
-        value = self.getvalue()
-        self.flushes.append(value[self._mark :])
-        self._mark = len(value)
-
-
-def make_writer(*, tty: bool = False, err_tty: bool = False, color: bool = False) -> Writer:
-    return Writer(Streams(Recorder(), Recorder(), tty, err_tty, color))
-
-
-def out(writer: Writer) -> bytes:
-    return writer.streams.stdout.getvalue()  # type: ignore[attr-defined]
-
-
-def err(writer: Writer) -> bytes:
-    return writer.streams.stderr.getvalue()  # type: ignore[attr-defined]
+from tests.inproc import err, make_writer, out
 
 
 def line(obj: dict[str, Any]) -> bytes:
