@@ -12,6 +12,8 @@ from ostream.errors import ProtocolError, ServerError
 from ostream.output import Writer, format_stats, visible
 from ostream.rawbody import copy_raw
 from ostream.stream import Streamer
+from tests import proc
+from tests.fake_ollama import FakeOllama, Reply, Send
 from tests.inproc import err, make_writer, out
 
 
@@ -257,3 +259,29 @@ def test_thinking_is_made_visible_on_a_terminal_stderr_only() -> None:
     assert err(writer) == b"^[[2Jhmm\n"
     writer, _ = run(gen("A", thinking=("\x1b[2Jhmm",)))
     assert err(writer) == b"\x1b[2Jhmm\n"
+
+
+# --- the same, end to end through a real process -------------------------------------------
+
+
+def test_text_before_a_line_that_is_not_json_is_written_before_the_error(
+    fake_ollama: FakeOllama,
+) -> None:
+    fake_ollama.script(Reply(events=[Send(b'{"response":"hello","done":false}\nnot json\n')]))
+    result = proc.run(["generate", "-m", "m", "x"], fake_ollama.url)
+    assert result.returncode == 5
+    assert result.stdout == b"hello\n"
+
+
+def test_jsonl_compacts_spaced_server_lines(fake_ollama: FakeOllama) -> None:
+    fake_ollama.script(
+        Reply(
+            events=[
+                Send(b'{"response": "a", "done": false}\n'),
+                Send(b'{"response": "", "done": true}  \n'),
+            ]
+        )
+    )
+    result = proc.run(["generate", "-m", "m", "--jsonl", "x"], fake_ollama.url)
+    assert result.returncode == 0
+    assert result.stdout == b'{"response":"a","done":false}\n{"response":"","done":true}\n'

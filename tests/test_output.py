@@ -1,0 +1,47 @@
+"""stdout and stderr that are closed, full or gone: the exit code says so, one line or
+nothing on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.fake_ollama import FakeOllama
+from tests.proc import assert_quiet_stderr, closed_port, dead_pipe, run
+
+# --- stdout or stderr closed at the start --------------------------------------------------
+
+
+def test_a_closed_stdout_is_a_usage_error_before_the_request(fake_ollama: FakeOllama) -> None:
+    result = run(["generate", "-m", "m", "hi"], fake_ollama.url, stdout=None, close_fd=1)
+    assert result.returncode == 2
+    assert result.stderr == b"ostream: error: stdout is closed\n"
+    assert fake_ollama.requests == []
+
+
+def test_a_closed_stderr_keeps_the_exit_code() -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    result = run(["generate", "-m", "m", "--retries", "0", "hi"], url, stderr=None, close_fd=2)
+    assert result.returncode == 3
+
+
+@pytest.mark.parametrize(
+    ("how", "code", "stderr"),
+    [("closed-pipe", 141, b""), ("closed-fd", 2, b"ostream: error: stdout is closed\n")],
+)
+def test_version_with_stdout_gone_exits_without_a_traceback(
+    how: str, code: int, stderr: bytes
+) -> None:
+    url = "http://127.0.0.1:9"
+    if how == "closed-pipe":
+        write_end = dead_pipe()
+        try:
+            result = run(["--version"], url, stdout=write_end)
+        finally:
+            os.close(write_end)
+    else:
+        result = run(["--version"], url, stdout=None, close_fd=1)
+    assert result.returncode == code
+    assert result.stderr == stderr
+    assert_quiet_stderr(result.stderr)
