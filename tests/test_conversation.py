@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.fake_ollama import FakeOllama
 from tests.proc import run
 
@@ -39,3 +41,19 @@ def test_history_through_a_symlink_updates_the_target_and_keeps_the_link(
     assert result.returncode == 0, result.stderr
     assert link.is_symlink()
     assert len(real.read_bytes().splitlines()) == 4
+
+
+# --- numbers JSON cannot hold --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["--messages", "--history"])
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "1e400"])
+def test_a_non_finite_number_in_a_conversation_file_is_a_usage_error(
+    fake_ollama: FakeOllama, tmp_path: Path, option: str, value: str
+) -> None:
+    conversation = tmp_path / "talk.jsonl"
+    conversation.write_text('{"role":"user","content":"x","n":' + value + "}\n")
+    result = run(["chat", "-m", "m", option, str(conversation), "hi"], fake_ollama.url)
+    assert result.returncode == 2, result.stderr
+    assert b"unexpected" not in result.stderr
+    assert fake_ollama.requests == []

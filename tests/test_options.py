@@ -209,3 +209,23 @@ def test_a_timeout_that_is_not_finite_is_a_usage_error(fake_ollama: FakeOllama, 
     assert result.returncode == 2
     assert result.stderr == b"ostream: error: --timeout takes a finite number of seconds\n"
     assert fake_ollama.requests == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-o", "num_ctx=1e400"], "-o num_ctx: 1e400 is out of range"),
+        (
+            ["--format", '{"type":"object","maximum":1e400}'],
+            "--format: invalid JSON: 1e400 is out of range",
+        ),
+    ],
+    ids=["option", "format"],
+)
+def test_a_number_out_of_range_is_a_usage_error(
+    fake_ollama: FakeOllama, args: list[str], message: str
+) -> None:
+    result = run(["generate", "-m", "m", *args, "hi"], fake_ollama.url)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"ostream: error: {message}\n".encode()
+    assert fake_ollama.requests == []

@@ -45,3 +45,38 @@ def test_version_with_stdout_gone_exits_without_a_traceback(
     assert result.returncode == code
     assert result.stderr == stderr
     assert_quiet_stderr(result.stderr)
+
+
+# --- stderr or stdout a pipe whose reader is gone -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "stdout"),
+    [
+        (["generate", "-m", "missing", "x"], 4, b""),
+        (["generate", "-m", "m", "-v", "x"], 0, b"echo: x\n"),
+        (["generate", "-m", "think", "x"], 0, b"echo: x\n"),
+    ],
+    ids=["error-message", "verbose", "thinking"],
+)
+def test_a_stderr_pipe_without_a_reader_loses_neither_the_exit_status_nor_the_answer(
+    fake_ollama: FakeOllama, args: list[str], code: int, stdout: bytes
+) -> None:
+    stderr = dead_pipe()
+    try:
+        result = run(args, fake_ollama.url, stderr=stderr)
+    finally:
+        os.close(stderr)
+    assert result.returncode == code
+    assert result.stdout == stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["generate", "--help"], ["raw", "-h"]])
+def test_help_into_a_pipe_without_a_reader_exits_141_quietly(args: list[str]) -> None:
+    stdout = dead_pipe()
+    try:
+        result = run(args, "http://127.0.0.1:9", stdout=stdout)
+    finally:
+        os.close(stdout)
+    assert result.returncode == 141
+    assert result.stderr == b""

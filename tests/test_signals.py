@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +37,28 @@ def test_a_signal_while_stdout_is_blocked_closes_the_connection_and_exits_at_onc
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_answer_in_a_file_ends_with_a_newline(
+    fake_ollama: FakeOllama, tmp_path: Path, signum: int, code: int
+) -> None:
+    out = tmp_path / "answer.txt"
+    with out.open("wb") as handle:
+        proc = spawn(
+            ["generate", "-m", "stall", "-o", "fake_tokens_before=2", "x"],
+            fake_ollama.url,
+            stdout=handle,
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while out.read_bytes() != b"echo: x" and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert out.read_bytes() == b"echo: x"
+            proc.send_signal(signum)
+            assert proc.wait(timeout=5) == code
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+    assert out.read_bytes() == b"echo: x\n"

@@ -13,7 +13,7 @@ from ostream.output import Writer, format_stats, visible
 from ostream.rawbody import copy_raw
 from ostream.stream import Streamer
 from tests import proc
-from tests.fake_ollama import FakeOllama, Reply, Send
+from tests.fake_ollama import FakeOllama, Reply, Send, gen_chunks
 from tests.inproc import err, make_writer, out
 
 
@@ -285,3 +285,13 @@ def test_jsonl_compacts_spaced_server_lines(fake_ollama: FakeOllama) -> None:
     result = proc.run(["generate", "-m", "m", "--jsonl", "x"], fake_ollama.url)
     assert result.returncode == 0
     assert result.stdout == b'{"response":"a","done":false}\n{"response":"","done":true}\n'
+
+
+@pytest.mark.parametrize("text", ['He said "hi", <b>then</b> & left', 'key": <v>'])
+def test_jsonl_passes_a_compact_line_through_byte_for_byte(
+    fake_ollama: FakeOllama, text: str
+) -> None:
+    fake_ollama.script(Reply(events=gen_chunks([text])))
+    result = proc.run(["generate", "-m", "m", "--jsonl", "x"], fake_ollama.url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == fake_ollama.requests[-1].sent_bytes  # Go's \u003c escapes kept
