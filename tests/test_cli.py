@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ostream import __version__
-from tests.fake_ollama import FakeOllama, Reply, Send, chat_chunks, gen_chunks, ndjson
+from tests.fake_ollama import FakeOllama, Reply, Send, chat_chunks, error_reply, gen_chunks, ndjson
 from tests.inproc import invoke, sent
 
 
@@ -357,8 +357,6 @@ def test_no_arguments_shows_help_on_stderr_exit_2() -> None:
 
 
 def test_raw_404_that_is_not_about_a_model_is_exit_1(fake_ollama: FakeOllama) -> None:
-    from tests.fake_ollama import error_reply
-
     fake_ollama.script(error_reply(404, "no such blob"), path="/api/blobs/x")
     result = invoke(fake_ollama, "raw", "/api/blobs/x")
     assert result.exit_code == 1
@@ -390,3 +388,13 @@ def test_redirect_is_an_error_naming_the_location(fake_ollama: FakeOllama) -> No
     assert result.exit_code == 1
     assert "redirects to https://elsewhere/api/generate" in result.stderr
     assert len(fake_ollama.requests) == 1
+
+
+def test_a_404_not_naming_the_model_keeps_the_servers_words(fake_ollama: FakeOllama) -> None:
+    fake_ollama.script(error_reply(404, "adapter layer not found"))
+    result = invoke(fake_ollama, "generate", "-m", "llama3.1", "hi")
+    assert result.exit_code == 4
+    assert result.output == (
+        "ostream: error: adapter layer not found"
+        " (HTTP 404 for model 'llama3.1'; try: ollama pull llama3.1)\n"
+    )

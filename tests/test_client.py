@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import re
 from importlib.metadata import requires
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from ostream import client as client_module
 from ostream.client import Client
 from ostream.errors import ConnectError
-from tests.fake_ollama import FakeOllama
+from tests.fake_ollama import FakeOllama, Reply, Send, ndjson
 from tests.proc import ROOT, closed_port, env_for, run
 
 
@@ -195,3 +196,25 @@ def test_dependencies_require_urllib3_2_for_read1() -> None:
     pins = [r for r in requires("ostream") or [] if re.match(r"urllib3\b", r) and ";" not in r]
     assert pins, f"no urllib3 requirement in {requires('ostream')} ({ROOT}/pyproject.toml)"
     assert any(re.search(r">=\s*2", pin) for pin in pins)
+
+
+# --- TLS and compression -------------------------------------------------------------------
+
+
+def test_a_tls_failure_is_exit_3_with_one_short_reason(fake_ollama: FakeOllama) -> None:
+    url = fake_ollama.url.replace("http://", "https://")
+    result = run(["generate", "-m", "m", "hi"], url)
+    assert result.returncode == 3
+    assert (
+        result.stderr
+        == f"ostream: error: TLS failure connecting to {url}: wrong version number\n".encode()
+    )
+
+
+def test_a_body_a_proxy_compressed_is_decompressed(fake_ollama: FakeOllama) -> None:
+    lines = ndjson({"response": "squeezed", "done": False}, {"response": "", "done": True})
+    fake_ollama.script(
+        Reply(headers={"Content-Encoding": "gzip"}, events=[Send(gzip.compress(lines))])
+    )
+    result = run(["generate", "-m", "m", "hi"], fake_ollama.url)
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"squeezed\n", b"")

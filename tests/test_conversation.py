@@ -3,11 +3,16 @@ when it is whole, to the file the user named."""
 
 from __future__ import annotations
 
+import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
+from typer.testing import Result
 
-from tests.fake_ollama import FakeOllama
+from tests.fake_ollama import FakeOllama, Reply, Send, ndjson
+from tests.inproc import invoke
 from tests.proc import run
 
 # --- --messages ----------------------------------------------------------------------------
@@ -57,3 +62,106 @@ def test_a_non_finite_number_in_a_conversation_file_is_a_usage_error(
     assert result.returncode == 2, result.stderr
     assert b"unexpected" not in result.stderr
     assert fake_ollama.requests == []
+
+
+def chat_with_history(server: FakeOllama, history: Path) -> Result:
+    return invoke(server, "chat", "-m", "m", "--history", str(history), "hi")
+
+
+# --- the saved turn holds what the server sent ---------------------------------------------
+
+
+def test_a_lone_surrogate_in_the_answer_is_saved_in_the_history(
+    fake_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    history = tmp_path / "talk.jsonl"
+    lines = b'{"message":{"role":"assistant","content":"a\\ud83d"},"done":false}\n'
+    lines += b'{"message":{"role":"assistant","content":""},"done":true}\n'
+    fake_ollama.script(Reply(events=[Send(lines)]), path="/api/chat")
+    result = chat_with_history(fake_ollama, history)
+    assert result.exit_code == 0, result.output
+    saved = [json.loads(x) for x in history.read_text().splitlines()]
+    assert saved[-1] == {"role": "assistant", "content": "a\ud83d"}
+
+
+CALL = {"function": {"name": "f", "arguments": {"x": 1}}}
+
+
+def test_content_that_is_not_a_string_is_skipped_and_the_strings_and_calls_saved(
+    fake_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    history = tmp_path / "talk.jsonl"
+    fake_ollama.script(
+        Reply(
+            events=[
+                Send(ndjson({"message": {"role": "assistant", "content": ["x"]}, "done": False})),
+                Send(ndjson({"message": {"role": "assistant", "content": "ok"}, "done": False})),
+                Send(ndjson({"message": {"role": "assistant", "tool_calls": CALL}, "done": True})),
+            ]
+        ),
+        path="/api/chat",
+    )
+    result = chat_with_history(fake_ollama, history)
+    assert result.exit_code == 0, result.output
+    saved = [json.loads(x) for x in history.read_text().splitlines()]
+    assert saved[-1] == {"role": "assistant", "content": "ok", "tool_calls": [CALL]}
+    assert result.stdout.splitlines() == ["ok", '{"tool_call":{"name":"f","arguments":{"x":1}}}']
+
+
+# --- a history that could not be saved is refused before the request -----------------------
+
+
+def deny_write(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    """os.access says `path` is not writable (as for a non-root user; root may write anyway)."""
+    real_access = os.access
+    monkeypatch.setattr(
+        "ostream.conversation.os.access",
+        lambda p, mode: not (os.fspath(p) == path and mode & os.W_OK) and real_access(p, mode),
+    )
+
+
+@pytest.mark.parametrize("where", ["file", "directory"])
+def test_a_history_that_could_not_be_saved_is_refused_before_the_request(
+    fake_ollama: FakeOllama, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    history = tmp_path / "talk.jsonl"
+    history.write_text('{"role":"user","content":"hi"}\n')
+    before = history.read_bytes()
+    if where == "file":
+        deny_write(monkeypatch, os.path.realpath(history))
+        message = f"--history: {history} is not writable"
+    else:
+        deny_write(monkeypatch, os.path.realpath(tmp_path))
+        message = f"--history: cannot create files in {os.path.realpath(tmp_path)}"
+    result = chat_with_history(fake_ollama, history)
+    assert result.exit_code == 2
+    assert result.output == f"ostream: error: {message}\n"
+    assert fake_ollama.requests == []
+    assert history.read_bytes() == before
+
+
+def test_a_history_that_is_not_a_regular_file_is_refused(
+    fake_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "talk.fifo"
+    os.mkfifo(fifo)
+    result = chat_with_history(fake_ollama, fifo)
+    assert result.exit_code == 2
+    assert result.output == f"ostream: error: --history: {fifo} is not a regular file\n"
+    assert fake_ollama.requests == []
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can update another user's file")
+def test_a_history_updated_by_root_keeps_its_owner_and_mode(
+    fake_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    history = tmp_path / "talk.jsonl"
+    history.write_text('{"role":"user","content":"hi"}\n')
+    os.chmod(history, 0o600)
+    os.chown(history, 65534, 65534)
+    result = chat_with_history(fake_ollama, history)
+    assert result.exit_code == 0, result.output
+    status = os.stat(history)
+    assert (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) == (65534, 65534, 0o600)
+    assert len(history.read_text().splitlines()) == 3

@@ -80,3 +80,27 @@ def test_help_into_a_pipe_without_a_reader_exits_141_quietly(args: list[str]) ->
         os.close(stdout)
     assert result.returncode == 141
     assert result.stderr == b""
+
+
+# --- stdout that cannot be written (a full disk) -------------------------------------------
+
+needs_dev_full = pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+
+
+@needs_dev_full
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["generate", "-m", "m", "a b c"],
+        ["generate", "-m", "m", "--jsonl", "a b c"],
+        ["raw", "-d", '{"model":"m","prompt":"a"}'],
+        ["--version"],
+        ["--help"],
+        ["chat", "--help"],
+    ],
+)
+def test_a_full_disk_is_one_line_and_exit_1(fake_ollama: FakeOllama, args: list[str]) -> None:
+    with open("/dev/full", "wb") as full:
+        result = run(args, fake_ollama.url, stdout=full)
+    assert result.returncode == 1
+    assert result.stderr == b"ostream: error: cannot write to stdout: No space left on device\n"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import pty
+from pathlib import Path
 
 import pytest
 
-from tests.fake_ollama import FakeOllama, Reply, text_reply
+from tests.fake_ollama import Drop, FakeOllama, Reply, Send, text_reply
+from tests.inproc import invoke
 from tests.proc import run
 
 # --- error bodies and redirects ------------------------------------------------------------
@@ -67,3 +69,49 @@ def test_data_dash_with_stdin_a_terminal_is_a_usage_error_that_says_so(
         b"ostream: error: -d -: stdin is a terminal or closed; pipe the body in\n"
     )
     assert fake_ollama.requests == []
+
+
+def test_data_that_is_not_utf8_is_a_usage_error(fake_ollama: FakeOllama) -> None:
+    result = run(["raw", "-d", b'{"a":"\xff"}'], fake_ollama.url)
+    assert result.returncode == 2
+    assert result.stderr == b"ostream: error: -d: the body is not valid UTF-8\n"
+    assert fake_ollama.requests == []
+
+
+def test_a_body_file_in_utf16_is_a_usage_error(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    body = tmp_path / "u16.json"
+    body.write_bytes('{"model":"m","prompt":"hi"}'.encode("utf-16"))
+    result = invoke(fake_ollama, "raw", "-d", f"@{body}")
+    assert result.exit_code == 2
+    assert result.output == "ostream: error: the request body is not valid UTF-8\n"
+    assert fake_ollama.requests == []
+
+
+# --- bodies cut short ----------------------------------------------------------------------
+
+
+def test_a_body_cut_mid_line_is_copied_and_is_a_protocol_error(fake_ollama: FakeOllama) -> None:
+    body = b'{"response":"a","done":false}\n{"response":"b","do'
+    fake_ollama.script(Reply(chunked=False, events=[Send(body)]))
+    result = run(["raw", "-d", '{"model":"x","prompt":"hi"}'], fake_ollama.url)
+    assert result.returncode == 5, result.stderr
+    assert result.stdout == body
+    assert result.stderr == b"ostream: error: the stream ended before the model finished\n"
+
+
+def test_the_partial_line_is_kept_when_the_connection_breaks(fake_ollama: FakeOllama) -> None:
+    body = [b'{"response":"a","done":false}\n', b'{"response":"b","do']
+    fake_ollama.script(Reply(events=[Send(body[0]), Send(body[1]), Drop()]))
+    result = run(["raw", "-d", '{"model":"x","prompt":"hi"}'], fake_ollama.url)
+    assert result.returncode == 5
+    assert result.stdout == b"".join(body)
+    assert b"broke mid-stream" in result.stderr
+
+
+def test_a_text_body_without_a_newline_is_copied_and_not_judged(fake_ollama: FakeOllama) -> None:
+    fake_ollama.script(
+        Reply(content_type="text/plain", chunked=False, events=[Send(b"Ollama is running")]),
+        path="/",
+    )
+    result = run(["raw", "/"], fake_ollama.url)
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"Ollama is running", b"")

@@ -3,12 +3,15 @@ the output kept; the reader of stdout leaving is noticed."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
 
 import pytest
 
+from ostream.errors import Stop
+from ostream.signals import WAKE, reader_watch
 from tests.fake_ollama import FakeOllama, Reply, Send, Stall, ndjson
 from tests.proc import spawn
 
@@ -62,3 +65,29 @@ def test_an_interrupted_answer_in_a_file_ends_with_a_newline(
                 proc.kill()
             proc.communicate()
     assert out.read_bytes() == b"echo: x\n"
+
+
+# --- the watch on the reader of stdout -----------------------------------------------------
+
+
+def test_the_reader_watch_cleans_up_whenever_the_reader_leaves() -> None:
+    """The reader leaving at any moment, also during the watch's own clean-up, never
+    leaks its pipe or leaves its SIGUSR1 handler installed."""
+    before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    stops = 0
+    for i in range(300):
+        read_end, write_end = os.pipe()
+        with os.fdopen(write_end, "wb") as stdout:
+            try:
+                with reader_watch(stdout):
+                    os.close(read_end)
+                    if i % 10 == 0:
+                        time.sleep(2)  # cut short by the watch: Stop raised inside
+                    for _ in range(i * 10):  # else leave it at a different moment each time
+                        pass
+            except Stop:
+                stops += 1
+        assert signal.getsignal(WAKE) is signal.SIG_DFL
+    if before is not None:
+        assert len(os.listdir("/proc/self/fd")) == before
+    assert stops >= 30  # at least each time it had the time to
