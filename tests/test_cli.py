@@ -79,7 +79,8 @@ def test_keep_alive_numbers_are_numbers(
 
 
 def test_format_json_and_think_false(fake_ollama: FakeOllama) -> None:
-    invoke(fake_ollama, "generate", "-m", "m", "--format", "json", "--think", "false", "x")
+    result = invoke(fake_ollama, "generate", "-m", "m", "--format", "json", "--think", "false", "x")
+    assert result.exit_code == 0
     assert sent(fake_ollama)["format"] == "json"
     assert sent(fake_ollama)["think"] is False
 
@@ -119,12 +120,13 @@ def test_non_utf8_stdin_is_a_usage_error(fake_ollama: FakeOllama) -> None:
 
 def test_api_key_is_sent_as_bearer_and_never_printed(fake_ollama: FakeOllama) -> None:
     result = invoke(fake_ollama, "generate", "-m", "m", "hi", env={"OLLAMA_API_KEY": "s3cret"})
+    assert result.exit_code == 0
     assert fake_ollama.requests[-1].headers["authorization"] == "Bearer s3cret"
     assert "s3cret" not in result.output
 
 
 def test_no_authorization_header_without_a_key(fake_ollama: FakeOllama) -> None:
-    invoke(fake_ollama, "generate", "-m", "m", "hi")
+    assert invoke(fake_ollama, "generate", "-m", "m", "hi").exit_code == 0
     assert "authorization" not in fake_ollama.requests[-1].headers
 
 
@@ -161,7 +163,7 @@ def test_done_line_text_and_thinking(fake_ollama: FakeOllama) -> None:
 def test_hide_thinking(fake_ollama: FakeOllama) -> None:
     fake_ollama.script(Reply(events=gen_chunks(["Hello"], thinking=["hmm"])))
     result = invoke(fake_ollama, "generate", "-m", "m", "--hide-thinking", "hi")
-    assert (result.stdout, result.stderr) == ("Hello\n", "")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "Hello\n", "")
 
 
 def test_jsonl_writes_every_object_and_done_last(fake_ollama: FakeOllama) -> None:
@@ -176,6 +178,7 @@ def test_jsonl_writes_every_object_and_done_last(fake_ollama: FakeOllama) -> Non
 
 def test_verbose_prints_statistics_on_stderr(fake_ollama: FakeOllama) -> None:
     result = invoke(fake_ollama, "generate", "-m", "m", "-v", "hi")
+    assert result.exit_code == 0
     assert result.stdout == "echo: hi\n"
     assert "eval count:" in result.stderr
     assert "eval rate:" in result.stderr
@@ -220,15 +223,17 @@ def test_history_is_sent_and_the_turn_appended(fake_ollama: FakeOllama, tmp_path
     assert len(lines) == 4
 
 
-@pytest.mark.parametrize("model", ["error-mid", "truncated", "missing", "boom"])
+@pytest.mark.parametrize(
+    ("model", "code"), [("error-mid", 1), ("truncated", 5), ("missing", 4), ("boom", 1)]
+)
 def test_failed_turn_leaves_history_byte_identical(
-    fake_ollama: FakeOllama, tmp_path: Path, model: str
+    fake_ollama: FakeOllama, tmp_path: Path, model: str, code: int
 ) -> None:
     history = tmp_path / "talk.jsonl"
     original = b'{"role":"user","content":"old"}\n{"role":"assistant","content":"reply"}'
     history.write_bytes(original)
     result = invoke(fake_ollama, "chat", "-m", model, "--history", str(history), "again")
-    assert result.exit_code != 0
+    assert result.exit_code == code
     assert history.read_bytes() == original
 
 
@@ -248,9 +253,11 @@ def test_messages_file_jsonl_and_array(fake_ollama: FakeOllama, tmp_path: Path) 
     as_array.write_text(json.dumps(conversation))
     as_lines = tmp_path / "c.jsonl"
     as_lines.write_text("".join(json.dumps(m) + "\n" for m in conversation))
-    invoke(fake_ollama, "chat", "-m", "m", "--messages", str(as_array), "next")
+    assert (
+        invoke(fake_ollama, "chat", "-m", "m", "--messages", str(as_array), "next").exit_code == 0
+    )
     assert sent(fake_ollama)["messages"] == [*conversation, {"role": "user", "content": "next"}]
-    invoke(fake_ollama, "chat", "-m", "m", "--messages", str(as_lines))
+    assert invoke(fake_ollama, "chat", "-m", "m", "--messages", str(as_lines)).exit_code == 0
     assert sent(fake_ollama)["messages"] == conversation
 
 
@@ -288,7 +295,8 @@ def test_raw_get_without_body_and_method_override(fake_ollama: FakeOllama) -> No
     assert result.exit_code == 0
     assert "llama3.1" in json.loads(result.stdout)["models"][0]["name"]
     assert fake_ollama.requests[-1].method == "GET"
-    invoke(fake_ollama, "raw", "/api/delete", "-X", "delete", "-d", '{"model":"m"}')
+    result = invoke(fake_ollama, "raw", "/api/delete", "-X", "delete", "-d", '{"model":"m"}')
+    assert result.exit_code == 0
     assert fake_ollama.requests[-1].method == "DELETE"
 
 
@@ -334,9 +342,11 @@ def test_error_statuses_in_jsonl_are_written_as_a_line(fake_ollama: FakeOllama) 
 
 def test_multibyte_split_and_control_chars_in_a_pipe(fake_ollama: FakeOllama) -> None:
     result = invoke(fake_ollama, "generate", "-m", "split-utf8", "x")
+    assert result.exit_code == 0
     assert result.stdout == "héllo wörld ✓ 🎉\n"
     fake_ollama.script(Reply(events=[Send(ndjson({"response": "\x1b[2J", "done": True}))]))
-    assert invoke(fake_ollama, "generate", "-m", "m", "x").stdout == "\x1b[2J\n"
+    result = invoke(fake_ollama, "generate", "-m", "m", "x")
+    assert (result.exit_code, result.stdout) == (0, "\x1b[2J\n")
 
 
 def test_history_that_is_a_json_array_is_refused(fake_ollama: FakeOllama, tmp_path: Path) -> None:
