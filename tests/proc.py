@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LEAVE = 5.0  # generous bound for "the client closed the connection"; not a speed assertion
 
 
 def env_for(url: str, **extra: str) -> dict[str, str]:
