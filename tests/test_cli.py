@@ -209,124 +209,6 @@ def test_chat_tool_calls_are_printed_as_json_lines(fake_ollama: FakeOllama) -> N
     }
 
 
-def test_history_is_sent_and_the_turn_appended(fake_ollama: FakeOllama, tmp_path: Path) -> None:
-    history = tmp_path / "talk.jsonl"
-    assert invoke(fake_ollama, "chat", "-m", "m", "--history", str(history), "One").exit_code == 0
-    assert invoke(fake_ollama, "chat", "-m", "m", "--history", str(history), "Two").exit_code == 0
-    assert sent(fake_ollama)["messages"] == [
-        {"role": "user", "content": "One"},
-        {"role": "assistant", "content": "echo: One"},
-        {"role": "user", "content": "Two"},
-    ]
-    lines = [json.loads(line) for line in history.read_text().splitlines()]
-    assert lines[-1] == {"role": "assistant", "content": "echo: Two"}
-    assert len(lines) == 4
-
-
-@pytest.mark.parametrize(
-    ("model", "code"), [("error-mid", 1), ("truncated", 5), ("missing", 4), ("boom", 1)]
-)
-def test_failed_turn_leaves_history_byte_identical(
-    fake_ollama: FakeOllama, tmp_path: Path, model: str, code: int
-) -> None:
-    history = tmp_path / "talk.jsonl"
-    original = b'{"role":"user","content":"old"}\n{"role":"assistant","content":"reply"}'
-    history.write_bytes(original)
-    result = invoke(fake_ollama, "chat", "-m", model, "--history", str(history), "again")
-    assert result.exit_code == code
-    assert history.read_bytes() == original
-
-
-def test_failed_first_turn_creates_no_history(fake_ollama: FakeOllama, tmp_path: Path) -> None:
-    history = tmp_path / "new.jsonl"
-    assert (
-        invoke(fake_ollama, "chat", "-m", "truncated", "--history", str(history), "x").exit_code
-        == 5
-    )
-    assert not history.exists()
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_messages_file_jsonl_and_array(fake_ollama: FakeOllama, tmp_path: Path) -> None:
-    conversation = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
-    as_array = tmp_path / "c.json"
-    as_array.write_text(json.dumps(conversation))
-    as_lines = tmp_path / "c.jsonl"
-    as_lines.write_text("".join(json.dumps(m) + "\n" for m in conversation))
-    assert (
-        invoke(fake_ollama, "chat", "-m", "m", "--messages", str(as_array), "next").exit_code == 0
-    )
-    assert sent(fake_ollama)["messages"] == [*conversation, {"role": "user", "content": "next"}]
-    assert invoke(fake_ollama, "chat", "-m", "m", "--messages", str(as_lines)).exit_code == 0
-    assert sent(fake_ollama)["messages"] == conversation
-
-
-def test_messages_from_stdin(fake_ollama: FakeOllama) -> None:
-    result = invoke(
-        fake_ollama,
-        "chat",
-        "-m",
-        "m",
-        "--messages",
-        "-",
-        input='[{"role":"user","content":"from stdin"}]',
-    )
-    assert result.exit_code == 0
-    assert result.stdout == "echo: from stdin\n"
-
-
-def test_messages_and_history_together_is_a_usage_error(tmp_path: Path) -> None:
-    result = invoke(None, "chat", "-m", "m", "--messages", "-", "--history", "h.jsonl", "x")
-    assert result.exit_code == 2
-    assert "together" in result.stderr
-
-
-def test_raw_posts_the_body_unchanged(fake_ollama: FakeOllama) -> None:
-    body = '{"model":"m",  "prompt":"hi"}'
-    result = invoke(fake_ollama, "raw", "/api/generate", input=body)
-    assert result.exit_code == 0
-    request = fake_ollama.requests[-1]
-    assert (request.method, request.path, request.body) == ("POST", "/api/generate", body.encode())
-    assert result.stdout.encode() == request.sent_bytes
-
-
-def test_raw_get_without_body_and_method_override(fake_ollama: FakeOllama) -> None:
-    result = invoke(fake_ollama, "raw", "/api/tags")
-    assert result.exit_code == 0
-    assert "llama3.1" in json.loads(result.stdout)["models"][0]["name"]
-    assert fake_ollama.requests[-1].method == "GET"
-    result = invoke(fake_ollama, "raw", "/api/delete", "-X", "delete", "-d", '{"model":"m"}')
-    assert result.exit_code == 0
-    assert fake_ollama.requests[-1].method == "DELETE"
-
-
-def test_raw_data_from_file(fake_ollama: FakeOllama, tmp_path: Path) -> None:
-    (tmp_path / "b.json").write_text('{"model":"m"}')
-    result = invoke(fake_ollama, "raw", "/api/pull", "-d", f"@{tmp_path / 'b.json'}")
-    assert result.exit_code == 0
-    assert json.loads(result.stdout.splitlines()[-1]) == {"status": "success"}
-
-
-def test_raw_invalid_json_is_a_usage_error_and_nothing_sent(fake_ollama: FakeOllama) -> None:
-    result = invoke(fake_ollama, "raw", "-d", "{not json")
-    assert result.exit_code == 2
-    assert "not valid JSON" in result.stderr
-    assert fake_ollama.requests == []
-
-
-def test_raw_error_status_body_goes_to_stdout(fake_ollama: FakeOllama) -> None:
-    result = invoke(fake_ollama, "raw", "/api/nope")
-    assert result.exit_code == 1
-    assert result.stdout == "404 page not found"
-    assert result.stderr.startswith("ostream: error: HTTP 404")
-
-
-def test_raw_missing_model_is_exit_4(fake_ollama: FakeOllama) -> None:
-    result = invoke(fake_ollama, "raw", "/api/generate", "-d", '{"model":"missing"}')
-    assert result.exit_code == 4
-    assert json.loads(result.stdout)["error"] == "model 'missing' not found"
-
-
 def test_unknown_option_is_one_line_exit_2() -> None:
     result = invoke(None, "generate", "--bogus")
     assert result.exit_code == 2
@@ -349,15 +231,6 @@ def test_multibyte_split_and_control_chars_in_a_pipe(fake_ollama: FakeOllama) ->
     assert (result.exit_code, result.stdout) == (0, "\x1b[2J\n")
 
 
-def test_history_that_is_a_json_array_is_refused(fake_ollama: FakeOllama, tmp_path: Path) -> None:
-    history = tmp_path / "h.json"
-    history.write_text('[{"role":"user","content":"a"}]')
-    result = invoke(fake_ollama, "chat", "-m", "m", "--history", str(history), "x")
-    assert result.exit_code == 2
-    assert "JSONL" in result.stderr
-    assert fake_ollama.requests == []
-
-
 def test_no_arguments_shows_help_on_stderr_exit_2() -> None:
     result = invoke(None)
     assert result.exit_code == 2
@@ -366,25 +239,9 @@ def test_no_arguments_shows_help_on_stderr_exit_2() -> None:
     assert "generate" in result.stderr
 
 
-def test_raw_404_that_is_not_about_a_model_is_exit_1(fake_ollama: FakeOllama) -> None:
-    fake_ollama.script(error_reply(404, "no such blob"), path="/api/blobs/x")
-    result = invoke(fake_ollama, "raw", "/api/blobs/x")
-    assert result.exit_code == 1
-
-
 def test_empty_prompt_words_are_no_prompt(fake_ollama: FakeOllama) -> None:
     result = invoke(fake_ollama, "generate", "-m", "m", "")
     assert result.exit_code == 2
-    assert fake_ollama.requests == []
-
-
-def test_history_in_a_missing_directory_fails_before_sending(
-    fake_ollama: FakeOllama, tmp_path: Path
-) -> None:
-    history = tmp_path / "nope" / "talk.jsonl"
-    result = invoke(fake_ollama, "chat", "-m", "m", "--history", str(history), "x")
-    assert result.exit_code == 2
-    assert "no directory" in result.stderr
     assert fake_ollama.requests == []
 
 

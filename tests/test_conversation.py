@@ -12,8 +12,102 @@ import pytest
 from typer.testing import Result
 
 from tests.fake_ollama import FakeOllama, Reply, Send, ndjson
-from tests.inproc import invoke
+from tests.inproc import invoke, sent
 from tests.proc import run
+
+# --- a chat turn with --history and --messages, in-process ---------------------------------
+
+
+def test_history_is_sent_and_the_turn_appended(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    history = tmp_path / "talk.jsonl"
+    assert invoke(fake_ollama, "chat", "-m", "m", "--history", str(history), "One").exit_code == 0
+    assert invoke(fake_ollama, "chat", "-m", "m", "--history", str(history), "Two").exit_code == 0
+    assert sent(fake_ollama)["messages"] == [
+        {"role": "user", "content": "One"},
+        {"role": "assistant", "content": "echo: One"},
+        {"role": "user", "content": "Two"},
+    ]
+    lines = [json.loads(line) for line in history.read_text().splitlines()]
+    assert lines[-1] == {"role": "assistant", "content": "echo: Two"}
+    assert len(lines) == 4
+
+
+@pytest.mark.parametrize(
+    ("model", "code"), [("error-mid", 1), ("truncated", 5), ("missing", 4), ("boom", 1)]
+)
+def test_failed_turn_leaves_history_byte_identical(
+    fake_ollama: FakeOllama, tmp_path: Path, model: str, code: int
+) -> None:
+    history = tmp_path / "talk.jsonl"
+    original = b'{"role":"user","content":"old"}\n{"role":"assistant","content":"reply"}'
+    history.write_bytes(original)
+    result = invoke(fake_ollama, "chat", "-m", model, "--history", str(history), "again")
+    assert result.exit_code == code
+    assert history.read_bytes() == original
+
+
+def test_failed_first_turn_creates_no_history(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    history = tmp_path / "new.jsonl"
+    assert (
+        invoke(fake_ollama, "chat", "-m", "truncated", "--history", str(history), "x").exit_code
+        == 5
+    )
+    assert not history.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_history_that_is_a_json_array_is_refused(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    history = tmp_path / "h.json"
+    history.write_text('[{"role":"user","content":"a"}]')
+    result = invoke(fake_ollama, "chat", "-m", "m", "--history", str(history), "x")
+    assert result.exit_code == 2
+    assert "JSONL" in result.stderr
+    assert fake_ollama.requests == []
+
+
+def test_history_in_a_missing_directory_fails_before_sending(
+    fake_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    history = tmp_path / "nope" / "talk.jsonl"
+    result = invoke(fake_ollama, "chat", "-m", "m", "--history", str(history), "x")
+    assert result.exit_code == 2
+    assert "no directory" in result.stderr
+    assert fake_ollama.requests == []
+
+
+def test_messages_file_jsonl_and_array(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    conversation = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    as_array = tmp_path / "c.json"
+    as_array.write_text(json.dumps(conversation))
+    as_lines = tmp_path / "c.jsonl"
+    as_lines.write_text("".join(json.dumps(m) + "\n" for m in conversation))
+    assert (
+        invoke(fake_ollama, "chat", "-m", "m", "--messages", str(as_array), "next").exit_code == 0
+    )
+    assert sent(fake_ollama)["messages"] == [*conversation, {"role": "user", "content": "next"}]
+    assert invoke(fake_ollama, "chat", "-m", "m", "--messages", str(as_lines)).exit_code == 0
+    assert sent(fake_ollama)["messages"] == conversation
+
+
+def test_messages_from_stdin(fake_ollama: FakeOllama) -> None:
+    result = invoke(
+        fake_ollama,
+        "chat",
+        "-m",
+        "m",
+        "--messages",
+        "-",
+        input='[{"role":"user","content":"from stdin"}]',
+    )
+    assert result.exit_code == 0
+    assert result.stdout == "echo: from stdin\n"
+
+
+def test_messages_and_history_together_is_a_usage_error(tmp_path: Path) -> None:
+    result = invoke(None, "chat", "-m", "m", "--messages", "-", "--history", "h.jsonl", "x")
+    assert result.exit_code == 2
+    assert "together" in result.stderr
+
 
 # --- --messages ----------------------------------------------------------------------------
 

@@ -3,15 +3,71 @@ server does; what cannot be sent is refused before sending."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 from pathlib import Path
 
 import pytest
 
-from tests.fake_ollama import Drop, FakeOllama, Reply, Send, text_reply
+from tests.fake_ollama import Drop, FakeOllama, Reply, Send, error_reply, text_reply
 from tests.inproc import invoke
 from tests.proc import run
+
+# --- the body sent as given, the response copied, in-process -------------------------------
+
+
+def test_raw_posts_the_body_unchanged(fake_ollama: FakeOllama) -> None:
+    body = '{"model":"m",  "prompt":"hi"}'
+    result = invoke(fake_ollama, "raw", "/api/generate", input=body)
+    assert result.exit_code == 0
+    request = fake_ollama.requests[-1]
+    assert (request.method, request.path, request.body) == ("POST", "/api/generate", body.encode())
+    assert result.stdout.encode() == request.sent_bytes
+
+
+def test_raw_get_without_body_and_method_override(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "raw", "/api/tags")
+    assert result.exit_code == 0
+    assert "llama3.1" in json.loads(result.stdout)["models"][0]["name"]
+    assert fake_ollama.requests[-1].method == "GET"
+    result = invoke(fake_ollama, "raw", "/api/delete", "-X", "delete", "-d", '{"model":"m"}')
+    assert result.exit_code == 0
+    assert fake_ollama.requests[-1].method == "DELETE"
+
+
+def test_raw_data_from_file(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    (tmp_path / "b.json").write_text('{"model":"m"}')
+    result = invoke(fake_ollama, "raw", "/api/pull", "-d", f"@{tmp_path / 'b.json'}")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout.splitlines()[-1]) == {"status": "success"}
+
+
+def test_raw_invalid_json_is_a_usage_error_and_nothing_sent(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "raw", "-d", "{not json")
+    assert result.exit_code == 2
+    assert "not valid JSON" in result.stderr
+    assert fake_ollama.requests == []
+
+
+def test_raw_error_status_body_goes_to_stdout(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "raw", "/api/nope")
+    assert result.exit_code == 1
+    assert result.stdout == "404 page not found"
+    assert result.stderr.startswith("ostream: error: HTTP 404")
+
+
+def test_raw_missing_model_is_exit_4(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "raw", "/api/generate", "-d", '{"model":"missing"}')
+    assert result.exit_code == 4
+    assert json.loads(result.stdout)["error"] == "model 'missing' not found"
+
+
+def test_raw_404_that_is_not_about_a_model_is_exit_1(fake_ollama: FakeOllama) -> None:
+    fake_ollama.script(error_reply(404, "no such blob"), path="/api/blobs/x")
+    result = invoke(fake_ollama, "raw", "/api/blobs/x")
+    assert result.exit_code == 1
+
 
 # --- error bodies and redirects ------------------------------------------------------------
 
