@@ -85,6 +85,29 @@ def run(
     )
 
 
+def run_python(code: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
+    """`python -c code args` with this checkout importable and the user's settings cleared."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env=env_for(""),
+        timeout=timeout,
+    )
+
+
+def run_shell(script: str, url: str, timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
+    """`bash -c script`, where `ostream` is this checkout's ostream aimed at `url`."""
+    define = f'ostream() {{ "{sys.executable}" -m ostream "$@"; }}\n'
+    return subprocess.run(
+        ["bash", "-c", define + script],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env=env_for(url),
+        timeout=timeout,
+    )
+
+
 def read_until(stream: IO[bytes], predicate: Callable[[bytes], bool], timeout: float = 10) -> bytes:
     """Read what the process writes until `predicate(all_so_far)`; fail after `timeout`."""
     fd = stream.fileno()

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from ostream.host import DEFAULT_URL, HostError, base_url, resolve
-from tests.proc import run
+from tests.proc import run, run_python
 
 
 @pytest.mark.parametrize(
@@ -136,7 +132,8 @@ def test_import_is_light() -> None:
         "import ostream.host, sys; "
         "assert 'requests' not in sys.modules and 'typer' not in sys.modules"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize(

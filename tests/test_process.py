@@ -7,7 +7,6 @@ import json
 import os
 import pty
 import subprocess
-import sys
 import threading
 
 import pytest
@@ -22,6 +21,7 @@ from tests.proc import (
     full_backlog,
     read_until,
     run,
+    run_python,
     spawn,
 )
 
@@ -308,16 +308,14 @@ def test_timeout_while_connecting() -> None:
 
 @pytest.mark.parametrize("args", [["--version"], ["--help"], ["generate", "--help"]])
 def test_version_and_help_do_not_import_requests(args: list[str]) -> None:
-
     code = (
         "import sys, runpy; sys.argv = ['ostream', *sys.argv[1:]]\n"
         "try:\n    runpy.run_module('ostream', run_name='__main__')\n"
         "except SystemExit:\n    pass\n"
         "sys.stderr.write(str('requests' in sys.modules))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, env=env_for(""), timeout=30
-    )
+    result = run_python(code, *args)
+    assert result.returncode == 0, result.stderr
     assert result.stdout
     assert result.stderr.endswith(b"False")
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,7 +15,16 @@ import pytest
 from ostream.errors import Stop
 from ostream.signals import WAKE, reader_watch
 from tests.fake_ollama import FakeOllama, Reply, Send, Stall, ndjson
-from tests.proc import LEAVE, closed_port, env_for, full_backlog, ignore_sigint, read_until, spawn
+from tests.proc import (
+    LEAVE,
+    closed_port,
+    full_backlog,
+    ignore_sigint,
+    read_until,
+    run_python,
+    run_shell,
+    spawn,
+)
 
 # --- SIGINT and SIGTERM: 130 and 143 at once, the connection closed, the output kept -------
 
@@ -108,9 +115,7 @@ def test_ctrl_c_while_the_cli_is_still_importing_is_quiet() -> None:
         "from ostream.__main__ import run\n"
         "run()\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, env=env_for(""), timeout=30
-    )
+    result = run_python(code)
     assert result.returncode == 130
     assert result.stderr == b""
 
@@ -181,12 +186,9 @@ def test_broken_pipe_exits_141_silently_and_closes(fake_ollama: FakeOllama) -> N
 
 def test_broken_pipe_in_a_shell_pipeline(fake_ollama: FakeOllama) -> None:
     script = (
-        f'"{sys.executable}" -m ostream generate -m burst -o fake_tokens=100000 hi '
-        '| head -c 10; echo " ${PIPESTATUS[0]}"'
+        'ostream generate -m burst -o fake_tokens=100000 hi | head -c 10; echo " ${PIPESTATUS[0]}"'
     )
-    result = subprocess.run(
-        ["bash", "-c", script], capture_output=True, env=env_for(fake_ollama.url), timeout=30
-    )
+    result = run_shell(script, fake_ollama.url)
     assert result.stdout == b"tok tok to 141\n"
     assert result.stderr == b""
 
@@ -228,12 +230,10 @@ def test_a_reader_done_after_the_whole_answer_leaves_exit_0(
     history = tmp_path / "talk.jsonl"
     extra = f"--history {history}" if command == "chat" else ""
     script = (
-        f'for i in $(seq 20); do "{sys.executable}" -m ostream {command} -m m {extra} hi there'
+        f"for i in $(seq 20); do ostream {command} -m m {extra} hi there"
         ' | head -c 15 >/dev/null; echo "${PIPESTATUS[0]}"; done'
     )
-    result = subprocess.run(
-        ["bash", "-c", script], capture_output=True, env=env_for(fake_ollama.url), timeout=120
-    )
+    result = run_shell(script, fake_ollama.url, timeout=120)
     assert result.stdout.split() == [b"0"] * 20, result.stderr  # "echo: hi there\n": 15 bytes
     assert result.stderr == b""
     if command == "chat":
