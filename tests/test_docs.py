@@ -484,3 +484,32 @@ def test_the_man_page_is_installed_with_the_package() -> None:
     data_files = project["tool"]["setuptools"]["data-files"]
     assert data_files["share/man/man1"] == ["man/ostream.1"]
     assert (root / "man" / "ostream.1").is_file()
+
+
+# --------------------------------------------------------------------------- project files
+
+
+def test_the_changelog_has_an_unreleased_section_then_one_for_this_version() -> None:
+    headings = re.findall(r"^## (.+)$", (ROOT / "CHANGELOG.md").read_text(), flags=re.MULTILINE)
+    assert headings[0] == "Unreleased"
+    assert ostream.__version__ in headings
+
+
+def test_the_license_file_is_the_license_pyproject_names() -> None:
+    named = re.search(r'^license = "([^"]+)"$', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert named and named.group(1) == "MIT"
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License\n")
+
+
+def test_ci_runs_ci_run_on_every_supported_python() -> None:
+    workflow = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    assert "run: bash .ci/run" in workflow
+    versions = re.search(r"python-version: \[([^]]*)\]", workflow)
+    assert versions
+    assert [v.strip().strip('"') for v in versions.group(1).split(",")] == [
+        "3.10",
+        "3.11",
+        "3.12",
+        "3.13",
+    ]
+    assert 'requires-python = ">=3.10"' in (ROOT / "pyproject.toml").read_text()
