@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import signal
 import socket
@@ -138,6 +139,27 @@ def dead_pipe() -> int:
     read_end, write_end = os.pipe()
     os.close(read_end)
     return write_end
+
+
+def wait_until_cancellable(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Wait until ostream has taken over SIGTERM (signals.cancellable), seen in the
+    process's caught-signal mask. From then on SIGINT and SIGTERM meet ostream's own
+    handling; a signal during Python's start-up kills it (-2) or prints a traceback."""
+    status = f"/proc/{proc.pid}/status"
+    if not os.path.exists(status):  # no /proc: a generous pause instead of the event
+        threading.Event().wait(2)
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(status) as handle:
+            caught = re.search(r"^SigCgt:\s*([0-9a-f]+)$", handle.read(), re.MULTILINE)
+        if caught and int(caught.group(1), 16) & (1 << (signal.SIGTERM - 1)):
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"ostream exited ({proc.returncode}) before handling signals")
+        if time.monotonic() > deadline:
+            raise AssertionError("ostream did not take over SIGTERM in time")
+        threading.Event().wait(0.01)
 
 
 def ignore_sigint() -> None:

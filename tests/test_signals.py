@@ -24,6 +24,7 @@ from tests.proc import (
     run_python,
     run_shell,
     spawn,
+    wait_until_cancellable,
 )
 
 # --- SIGINT and SIGTERM: 130 and 143 at once, the connection closed, the output kept -------
@@ -59,7 +60,8 @@ def test_signal_mid_stream_keeps_output(fake_ollama: FakeOllama, signum: int, co
 def test_signal_while_retrying_to_connect() -> None:
     url = f"http://127.0.0.1:{closed_port()}"
     proc = spawn(["generate", "-m", "m", "--retries", "10", "hi"], url)
-    threading.Event().wait(0.8)
+    wait_until_cancellable(proc)
+    threading.Event().wait(0.8)  # likely retrying by now; 130 whichever phase it is in
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=10)
     assert proc.returncode == 130
@@ -71,7 +73,8 @@ def test_sigint_while_connecting() -> None:
     try:
         url = f"http://127.0.0.1:{server.getsockname()[1]}"
         proc = spawn(["generate", "-m", "m", "--retries", "0", "x"], url)
-        threading.Event().wait(0.7)
+        wait_until_cancellable(proc)
+        threading.Event().wait(0.7)  # likely connecting by now; 130 whichever phase it is in
         assert proc.poll() is None
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
