@@ -1,4 +1,5 @@
-"""The HTTP client's retry policy and timeouts, in-process."""
+"""The HTTP client: retries and timeouts (in-process); the API key, proxies, TLS and
+compression (through a real process)."""
 
 from __future__ import annotations
 

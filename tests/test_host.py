@@ -1,4 +1,5 @@
-"""Tests for ostream.host: --host / OLLAMA_HOST → base URL, by Ollama's rules."""
+"""--host / OLLAMA_HOST → base URL, by Ollama's rules; what cannot be parsed is refused
+without echoing a password."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The stream engine and the writers, in-process: what reaches stdout and stderr."""
+"""The stream engine and the writers: what reaches stdout and stderr (in-process, and a
+few cases end to end through a real process)."""
 
 from __future__ import annotations
 
