@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
-from tests.proc import env_for, run
+from tests.proc import env_for
 
 
 def complete(shell: str, words: str, **extra: str) -> str:
@@ -15,7 +18,9 @@ def complete(shell: str, words: str, **extra: str) -> str:
         env.update(_TYPER_COMPLETE_ARGS=words)
         if shell == "fish":
             env.update(_TYPER_COMPLETE_FISH_ACTION="get-args")
-    result = run([], "", env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "ostream"], capture_output=True, env=env, timeout=30
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.decode()
 
@@ -28,6 +33,11 @@ def test_commands_and_options_complete(shell: str) -> None:
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_show_completion_prints_a_script(shell: str) -> None:
-    result = run(["--show-completion", shell], "")
-    assert result.returncode == 0, result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "ostream", "--show-completion", shell],
+        capture_output=True,
+        env=env_for(""),
+        timeout=30,
+    )
+    assert result.returncode == 0
     assert b"_OSTREAM_COMPLETE" in result.stdout
