@@ -2,14 +2,16 @@
 
 import sys
 
+from ostream.errors import classify
+
 
 def run() -> None:
     # Ctrl-C while the CLI is still importing must end quietly too (130, no traceback).
     try:
         from ostream.cli import main
-    except KeyboardInterrupt:
-        sys.exit(130)
-    main()
+    except KeyboardInterrupt as exc:
+        sys.exit(classify(exc).code)
+    sys.exit(main())
 
 
 if __name__ == "__main__":

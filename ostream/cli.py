@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import math
-import os
 import re
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 
 from ostream import __version__
-from ostream.errors import ExitCode, OutputError, Stop, UsageError, report
-from ostream.guard import execute, silence_stdout
-from ostream.output import Streams, Writer
+from ostream.click_adapter import OstreamGroup
+from ostream.environment import Environment
+from ostream.errors import FAILURES, ExitCode, UsageError
+from ostream.guard import Action, conclude, execute
+from ostream.output import Writer
 from ostream.params import (
     Format,
     HideThinking,
@@ -26,82 +25,34 @@ from ostream.params import (
     KeepAlive,
     MessageWords,
     Model,
-    Opts,
+    ModelOptions,
     PromptWords,
     Retries,
     System,
     Think,
-    TimeoutOpt,
+    TimeoutSeconds,
     Verbose,
 )
 
-EXIT_CODES = """\b
-Exit status:
-  0    the stream completed (done: true) or the raw request succeeded
-  1    the server reported an error: HTTP status >= 400 (except a missing
-       model), or an {"error": ...} line mid-stream; or stdout not writable
-  2    usage error: bad option, no model, no prompt, invalid JSON, unreadable
-       file or stdin, unparsable host
-  3    cannot connect to the server (refused, unknown host, TLS failure)
-  4    model not found (HTTP 404 naming the model)
-  5    protocol error: the stream ended before done: true, a line was not
-       JSON, or the connection broke
-  124  timed out (--timeout)
-  130  interrupted by SIGINT (Ctrl-C)
-  141  stdout closed by the reader (broken pipe)
-  143  terminated by SIGTERM"""
 
+def _exit_status_epilog() -> str:
+    """The exit-code table of --help, from ExitCode's own wording."""
+    import textwrap
 
-class _Group(TyperGroup):
-    """Usage errors as one line, `ostream: error: ...`, with exit status 2."""
-
-    def main(  # type: ignore[override]
-        self,
-        args: Sequence[str] | None = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        **extra: Any,
-    ) -> Any:
-        try:
-            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-            code = result if isinstance(result, int) else 0
-        except SystemExit as exc:
-            # Typer ends an EPIPE while printing help with exit 1, having wrapped stdout
-            # to hush the exit-time flush; a closed stdout is 141 here, silently.
-            if type(sys.stdout).__name__ != "PacifyFlushWrapper":
-                raise
-            silence_stdout()
-            code = (
-                ExitCode.BROKEN_PIPE
-                if exc.code == 1
-                else (exc.code if isinstance(exc.code, int) else 1)
-            )
-        except OSError as exc:  # --help into a full disk, completion files
-            silence_stdout()
-            report(_os_error(exc))
-            code = ExitCode.SERVER_ERROR
-        except Exception as exc:
-            if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
-                raise
-            ctx = getattr(exc, "ctx", None)
-            if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
-                sys.stderr.write(ctx.get_help() + "\n")
-            else:
-                hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-                report(exc.format_message() + hint)
-            code = ExitCode.USAGE if exc.exit_code == 2 else exc.exit_code
-        if standalone_mode:
-            sys.exit(code)
-        return code
+    rows = [
+        textwrap.fill(
+            code.meaning, 72, initial_indent=f"  {int(code):<5}", subsequent_indent=" " * 7
+        )
+        for code in ExitCode
+    ]
+    return "\b\nExit status:\n" + "\n".join(rows)
 
 
 app = typer.Typer(
-    cls=_Group,
+    cls=OstreamGroup,
     name="ostream",
     help="Stream answers from an Ollama server to stdout, Unix-pipe style.",
-    epilog=EXIT_CODES,
-    no_args_is_help=True,
+    epilog=_exit_status_epilog(),
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
     add_completion=True,
@@ -109,29 +60,13 @@ app = typer.Typer(
 )
 
 
-def _version(value: bool) -> None:
+def _version(ctx: typer.Context, value: bool) -> None:
     if value:
-        try:
-            sys.stdout.write(f"ostream {__version__}\n")
-            sys.stdout.flush()
-        except BrokenPipeError:
-            silence_stdout()
-            raise typer.Exit(ExitCode.BROKEN_PIPE) from None
-        except OSError as exc:  # a full disk, an I/O error
-            silence_stdout()
-            report(_os_error(exc))
-            raise typer.Exit(ExitCode.SERVER_ERROR) from None
-        except (AttributeError, ValueError):  # started with fd 1 closed
-            report("stdout is closed")
-            raise typer.Exit(ExitCode.USAGE) from None
-        raise typer.Exit()
 
+        def action(env: Environment, writer: Writer) -> None:
+            writer.line(f"ostream {__version__}".encode())
 
-def _os_error(exc: OSError) -> str:
-    """An OSError outside a command (help, version, completion) as a message."""
-    if exc.filename:
-        return f"{exc.filename}: {exc.strerror or exc}"
-    return OutputError.of(exc).message
+        raise typer.Exit(execute(action, _environment(ctx)))
 
 
 @app.callback()
@@ -146,24 +81,38 @@ def _root(
     """Stream answers from an Ollama server to stdout, Unix-pipe style."""
 
 
-def _target(host: str | None, timeout: float | None, retries: int) -> Any:
+def _environment(ctx: typer.Context) -> Environment:
+    """The environment main() was given, else the process's own, looked up now."""
+    env = ctx.find_root().obj
+    return env if isinstance(env, Environment) else Environment.from_process()
+
+
+def _run(ctx: typer.Context, action: Action) -> None:
+    """Run a command's `action` in its environment; a failure ends with its exit code."""
+    code = execute(action, _environment(ctx))
+    if code:
+        raise typer.Exit(int(code))
+
+
+def _target(env: Environment, host: str | None, timeout: float | None, retries: int) -> Any:
     from ostream.host import HostError, resolve
     from ostream.run import Target
 
     try:
-        base = resolve(host, os.environ)
+        base = resolve(host, env.environ)
     except HostError as exc:
         raise UsageError(str(exc)) from None
     if timeout is not None and not math.isfinite(timeout):
         raise UsageError("--timeout takes a finite number of seconds")
     # Trimmed like Ollama trims its variables: spaces, then quotes.
-    key = os.environ.get("OLLAMA_API_KEY", "").strip().strip("\"'")
+    key = env.environ.get("OLLAMA_API_KEY", "").strip().strip("\"'")
     if re.search(r"[^\x21-\x7e]", key):  # checked here: http.client's message would quote it
         raise UsageError("OLLAMA_API_KEY holds a space, a control or a non-ASCII character")
     return Target(base, key or None, timeout, retries)
 
 
 def _common_body(
+    env: Environment,
     model: str | None,
     options: list[str] | None,
     fmt: str | None,
@@ -172,7 +121,7 @@ def _common_body(
 ) -> dict[str, Any]:
     from ostream import options as parse
 
-    name = model or os.environ.get("OSTREAM_MODEL")
+    name = model or env.environ.get("OSTREAM_MODEL")
     if not name:
         raise UsageError("no model: pass -m NAME or set OSTREAM_MODEL")
     body: dict[str, Any] = {"model": name, "stream": True}
@@ -187,30 +136,20 @@ def _common_body(
     return body
 
 
-def _prompt(words: list[str] | None, *, use_stdin: bool = True) -> str | None:
+def _prompt(env: Environment, words: list[str] | None, *, use_stdin: bool = True) -> str | None:
     from ostream.prompt import assemble, read_stdin
 
-    piped = read_stdin(sys.stdin) if use_stdin else None
+    piped = read_stdin(env.piped_stdin) if use_stdin else None
     return assemble(piped, words or [])
-
-
-def _execute(action: Callable[[Writer], None]) -> None:
-    """Run `action` with the real streams; turn every failure into a message and a code."""
-    if sys.stdout is None:  # started with fd 1 closed: refuse before the model starts
-        report("stdout is closed")
-        raise typer.Exit(ExitCode.USAGE)
-    streams = Streams.from_sys()
-    code = execute(action, streams)
-    if code:
-        raise typer.Exit(int(code))
 
 
 @app.command()
 def generate(
+    ctx: typer.Context,
     prompt: PromptWords = None,
     model: Model = None,
     system: System = None,
-    option: Opts = None,
+    option: ModelOptions = None,
     format: Format = None,
     think: Think = None,
     hide_thinking: HideThinking = False,
@@ -219,7 +158,7 @@ def generate(
     jsonl: Jsonl = False,
     verbose: Verbose = False,
     host: Host = None,
-    timeout: TimeoutOpt = None,
+    timeout: TimeoutSeconds = None,
     retries: Retries = 2,
 ) -> None:
     """Stream the answer to a prompt (POST /api/generate).
@@ -228,13 +167,13 @@ def generate(
     blank line, then the words.
     """
 
-    def action(writer: Writer) -> None:
+    def action(env: Environment, writer: Writer) -> None:
         from ostream.options import read_images
         from ostream.run import stream_answer
 
-        target = _target(host, timeout, retries)
-        body = _common_body(model, option, format, think, keep_alive)
-        text = _prompt(prompt)
+        target = _target(env, host, timeout, retries)
+        body = _common_body(env, model, option, format, think, keep_alive)
+        text = _prompt(env, prompt)
         if text is None:
             raise UsageError("no prompt: give PROMPT words or pipe text on stdin")
         body["prompt"] = text
@@ -252,11 +191,12 @@ def generate(
             verbose=verbose,
         )
 
-    _execute(action)
+    _run(ctx, action)
 
 
 @app.command()
 def chat(
+    ctx: typer.Context,
     message: MessageWords = None,
     model: Model = None,
     system: System = None,
@@ -282,7 +222,7 @@ def chat(
             "--tools", metavar="FILE", help="JSON array of tool schemas the model may call."
         ),
     ] = None,
-    option: Opts = None,
+    option: ModelOptions = None,
     format: Format = None,
     think: Think = None,
     hide_thinking: HideThinking = False,
@@ -291,7 +231,7 @@ def chat(
     jsonl: Jsonl = False,
     verbose: Verbose = False,
     host: Host = None,
-    timeout: TimeoutOpt = None,
+    timeout: TimeoutSeconds = None,
     retries: Retries = 2,
 ) -> None:
     """Stream the reply to one chat turn (POST /api/chat).
@@ -299,7 +239,7 @@ def chat(
     The MESSAGE words (and piped stdin, first) form the user message.
     """
 
-    def action(writer: Writer) -> None:
+    def action(env: Environment, writer: Writer) -> None:
         from ostream.conversation import load_conversation, user_turn
         from ostream.history import save_turn
         from ostream.options import load_tools, read_images
@@ -307,10 +247,10 @@ def chat(
 
         if history is not None and messages is not None:
             raise UsageError("--history and --messages cannot be used together")
-        target = _target(host, timeout, retries)
-        body = _common_body(model, option, format, think, keep_alive)
-        conversation = load_conversation(messages, history, sys.stdin)
-        text = _prompt(message, use_stdin=messages != "-")
+        target = _target(env, host, timeout, retries)
+        body = _common_body(env, model, option, format, think, keep_alive)
+        conversation = load_conversation(messages, history, env.piped_stdin)
+        text = _prompt(env, message, use_stdin=messages != "-")
         if text is None and not conversation:
             raise UsageError("nothing to send: the conversation is empty and no MESSAGE given")
         if text is None and messages is None:
@@ -333,11 +273,12 @@ def chat(
         if history is not None:
             save_turn(history, [*turn, reply.message()])
 
-    _execute(action)
+    _run(ctx, action)
 
 
 @app.command()
 def raw(
+    ctx: typer.Context,
     path: Annotated[str, typer.Argument(metavar="[PATH]", help="API path.")] = "/api/generate",
     data: Annotated[
         str | None,
@@ -358,7 +299,7 @@ def raw(
         ),
     ] = None,
     host: Host = None,
-    timeout: TimeoutOpt = None,
+    timeout: TimeoutSeconds = None,
     retries: Retries = 2,
 ) -> None:
     """Send JSON to any API path, copy the answer to stdout.
@@ -366,24 +307,24 @@ def raw(
     The answer goes to stdout byte for byte, line by line as it arrives.
     """
 
-    def action(writer: Writer) -> None:
-        from ostream.prompt import raw_body
+    def action(env: Environment, writer: Writer) -> None:
+        from ostream.raw import request_body
         from ostream.run import raw_request
 
-        target = _target(host, timeout, retries)
-        body = raw_body(data, sys.stdin)
+        target = _target(env, host, timeout, retries)
+        body = request_body(data, env.piped_stdin)
         verb = (method or ("POST" if body is not None else "GET")).upper()
         if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", verb):
             raise UsageError(f"-X: {method!r} is not an HTTP method")
         raw_request(target, verb, path, body, writer)
 
-    _execute(action)
+    _run(ctx, action)
 
 
-def main() -> None:
+def main(args: Sequence[str] | None = None, *, env: Environment | None = None) -> int:
+    """Run the command line (`args`, else sys.argv) in `env` (else the process's own
+    streams and variables); return the exit status."""
     try:
-        app(prog_name="ostream")
-    except KeyboardInterrupt:
-        sys.exit(ExitCode.INTERRUPTED)
-    except Stop as stop:
-        sys.exit(stop.code)
+        return int(app(args=args, prog_name="ostream", standalone_mode=False, obj=env))
+    except FAILURES as exc:  # before the command line is running: building it
+        return conclude(exc, env or Environment.from_process())

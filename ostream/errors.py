@@ -1,33 +1,73 @@
-"""Exit codes, the error classes, and the one place that turns a failure into a message."""
+"""Exit codes, the error classes, and the one function that turns any failure into
+what the user is told: `classify`.
+
+Every way a run can end goes through `classify`: a command (guard.execute), the
+command line around it (cli's Click adapter), `--version`, and the per-job and
+per-turn errors of commands that go on after a failure (a batch job's result
+line, an interactive chat turn) read the same `Failure`.
+"""
 
 from __future__ import annotations
 
 import enum
-import os
-import sys
-from typing import Any, BinaryIO
-
-from ostream.fds import silence
-from ostream.terminal import visible
+from dataclasses import dataclass
 
 
 class ExitCode(enum.IntEnum):
-    OK = 0
-    SERVER_ERROR = 1
-    USAGE = 2
-    CONNECT = 3
-    MODEL_NOT_FOUND = 4
-    PROTOCOL = 5
-    TIMEOUT = 124
-    INTERRUPTED = 130
-    BROKEN_PIPE = 141
-    TERMINATED = 143
+    """The exit statuses; `meaning` is the one wording of the table that --help, the
+    man page and the README show (tests/test_docs.py holds them to it)."""
+
+    OK = 0, "ok", 'the stream completed ("done": true) or the raw request succeeded'
+    SERVER_ERROR = (
+        1,
+        "server_error",
+        "the server reported an error: HTTP status 400 or more (except a missing model),"
+        ' or an {"error": ...} line mid-stream; also: a redirect, stdout could not'
+        " be written (a full disk, an I/O error), or a --history turn could not be saved",
+    )
+    USAGE = (
+        2,
+        "invalid_request",
+        "usage error: bad option, no model, no prompt, invalid JSON, unreadable file"
+        " or stdin, unparsable host, stdout closed at start",
+    )
+    CONNECT = (
+        3,
+        "connection_failed",
+        "cannot connect to the server (refused, unknown host, network unreachable, TLS failure)",
+    )
+    MODEL_NOT_FOUND = 4, "model_not_found", "model not found (HTTP 404 naming the model)"
+    PROTOCOL = (
+        5,
+        "protocol_error",
+        'protocol error: the stream ended before "done": true, a line was not JSON,'
+        " or the connection broke mid-stream",
+    )
+    TIMEOUT = 124, "timeout", "timed out (--timeout)"
+    INTERRUPTED = 130, "interrupted", "interrupted by SIGINT (Ctrl-C)"
+    BROKEN_PIPE = (
+        141,
+        "broken_pipe",
+        "stdout closed by the reader (broken pipe, e.g. | head): silent, no message",
+    )
+    TERMINATED = 143, "terminated", "terminated by SIGTERM"
+
+    kind: str  # the short machine name, as a batch result's "error": {"code": ...} says it
+    meaning: str
+
+    def __new__(cls, value: int, kind: str, meaning: str) -> ExitCode:
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.kind = kind
+        member.meaning = meaning
+        return member
 
 
 class OstreamError(Exception):
     """An expected failure: one line on stderr and an exit code, never a traceback."""
 
     code: ExitCode = ExitCode.SERVER_ERROR
+    kind: str | None = None  # a finer machine name than the exit code's own, if any
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -35,12 +75,16 @@ class OstreamError(Exception):
 
 
 class OutputError(OstreamError):
-    """stdout cannot be written (a full disk, an I/O error); a closed pipe is not this."""
+    """Output cannot be written (a full disk, an I/O error); a closed pipe is not this."""
 
     code = ExitCode.SERVER_ERROR
+    kind = "output_error"
 
     @classmethod
     def of(cls, exc: OSError) -> OutputError:
+        """`exc` from writing stdout, or the file it names."""
+        if exc.filename:
+            return cls(f"{exc.filename}: {exc.strerror or exc}")
         return cls(f"cannot write to stdout: {exc.strerror or exc}")
 
 
@@ -83,25 +127,48 @@ class Stop(BaseException):
         self.code = code
 
 
-def debug() -> bool:
-    return os.environ.get("OSTREAM_DEBUG", "") not in ("", "0")
+# What an entry point catches and hands to `classify`; SystemExit and GeneratorExit pass.
+FAILURES = (Exception, KeyboardInterrupt, Stop)
+
+STDOUT_CLOSED = "stdout is closed"
+
+# Endings after which stdout may be a pipe nobody reads or that blocks: the exit-time
+# flush must neither complain (EPIPE) nor wait.
+_QUIET_ENDINGS = (ExitCode.INTERRUPTED, ExitCode.BROKEN_PIPE, ExitCode.TERMINATED)
 
 
-def report(message: str, stderr: BinaryIO | None = None, *, color: bool = False) -> None:
-    """Write `ostream: error: message` as one line on stderr."""
-    stream: Any = stderr
-    if stream is None:
-        if sys.stderr is None:  # started with fd 2 closed: nowhere to say it
-            return
-        sys.stderr.flush()
-        stream = getattr(sys.stderr, "buffer", sys.stderr)
-    # The message may quote the server: never let it drive the terminal.
-    one_line = visible(" ".join(message.split()))
-    prefix = "\x1b[1;31mostream: error:\x1b[0m" if color else "ostream: error:"
-    try:
-        stream.write(f"{prefix} {one_line}\n".encode("utf-8", "replace"))
-        stream.flush()
-    except OSError:
-        silence(2)  # its reader has gone; the exit status still tells
-    except ValueError:
-        pass
+@dataclass(frozen=True)
+class Failure:
+    """What a failure means for the user: the exit code, the one-line message (None:
+    silent), whether stdout is to be silenced, and a short machine name (`kind`)."""
+
+    code: ExitCode
+    message: str | None
+    silence_stdout: bool = False
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            object.__setattr__(self, "kind", self.code.kind)
+
+
+def classify(exc: BaseException) -> Failure:
+    """The one failure map: any exception → exit code, message, stdout silenced or not."""
+    if isinstance(exc, OstreamError):
+        return Failure(
+            exc.code,
+            exc.message,
+            silence_stdout=isinstance(exc, OutputError),  # what is left must not fail again
+            kind=exc.kind or "",
+        )
+    if isinstance(exc, KeyboardInterrupt):
+        return Failure(ExitCode.INTERRUPTED, None, silence_stdout=True)
+    if isinstance(exc, Stop):
+        return Failure(exc.code, None, silence_stdout=exc.code in _QUIET_ENDINGS)
+    if isinstance(exc, BrokenPipeError):
+        return Failure(ExitCode.BROKEN_PIPE, None, silence_stdout=True)
+    return Failure(
+        ExitCode.SERVER_ERROR,
+        f"unexpected {type(exc).__name__}: {exc} (OSTREAM_DEBUG=1 shows a traceback)",
+        kind="internal_error",
+    )

@@ -1,49 +1,40 @@
-"""Run one command's action; turn every failure into one message and an exit code."""
+"""Run one command's action; end every failure the way the failure map says."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from ostream.errors import ExitCode, OstreamError, Stop, debug, report
-from ostream.fds import silence
-from ostream.output import Streams, Writer
+from ostream.environment import Environment
+from ostream.errors import FAILURES, ExitCode, classify
+from ostream.output import Writer, write_error
 from ostream.signals import cancellable
 
+Action = Callable[[Environment, Writer], None]
 
-def execute(action: Callable[[Writer], None], streams: Streams) -> ExitCode:
-    """Run `action`; expected failures become one `ostream: error:` line, signals and
-    a closed stdout their exit codes, silently. OSTREAM_DEBUG=1 re-raises."""
-    writer = Writer(streams)
+
+def execute(action: Action, env: Environment) -> ExitCode:
+    """Run `action`; a failure ends as the failure map says (see `conclude`)."""
+    writer: Writer | None = None
     try:
+        writer = Writer(env)
         with cancellable():
-            action(writer)
-    except OstreamError as exc:
-        if debug():
-            raise
-        writer.end_line_for_message()
-        report(exc.message, streams.stderr, color=streams.color)
-        return exc.code
-    except KeyboardInterrupt:
-        silence_stdout()  # a blocked stdout must not hold up the exit
-        return ExitCode.INTERRUPTED
-    except Stop as stop:
-        silence_stdout()
-        return stop.code
-    except BrokenPipeError:
-        silence_stdout()
-        return ExitCode.BROKEN_PIPE
-    except Exception as exc:
-        if debug():
-            raise
-        report(
-            f"unexpected {type(exc).__name__}: {exc} (OSTREAM_DEBUG=1 shows a traceback)",
-            streams.stderr,
-            color=streams.color,
-        )
-        return ExitCode.SERVER_ERROR
+            action(env, writer)
+    except FAILURES as exc:
+        return conclude(exc, env, writer)
     return ExitCode.OK
 
 
-def silence_stdout() -> None:
-    """Point fd 1 at /dev/null so the exit-time flush can neither complain (EPIPE) nor block."""
-    silence(1)
+def conclude(exc: BaseException, env: Environment, writer: Writer | None = None) -> ExitCode:
+    """End the run on `exc` as errors.classify says: silence stdout, say the message
+    (on a line of its own), return the exit code. OSTREAM_DEBUG=1 re-raises any
+    failure that has a message, for its traceback."""
+    failure = classify(exc)
+    if failure.message is not None and env.debug:
+        raise exc
+    if failure.silence_stdout:
+        env.silence_stdout()
+    if failure.message is not None:
+        if writer is not None:
+            writer.end_line_for_message()
+        write_error(env, failure.message)
+    return failure.code

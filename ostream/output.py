@@ -7,13 +7,10 @@ visibly instead of being interpreted.
 
 from __future__ import annotations
 
-import os
-import stat
-import sys
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from ostream.errors import OutputError
+from ostream.errors import STDOUT_CLOSED, OutputError, UsageError
 from ostream.fds import silence
 from ostream.terminal import visible
 
@@ -22,47 +19,27 @@ DIM, RESET = "\x1b[2m", "\x1b[0m"
 
 @dataclass
 class Streams:
-    """The process's I/O as a command sees it; tests substitute their own."""
+    """Where a command's output goes, as the Writer sees it (environment.Environment
+    adds stdin and the environment variables); tests substitute their own."""
 
-    stdout: BinaryIO
+    stdout: BinaryIO | None  # None: the process started with fd 1 closed
     stderr: BinaryIO
-    stdout_tty: bool
-    stderr_tty: bool
-    color: bool
+    stdout_tty: bool = False
+    stderr_tty: bool = False
+    color: bool = False
     stdout_never_blocks: bool = False  # a regular file or a terminal, not a pipe or socket
+    process_fds: bool = False  # stdout and stderr are the process's fds 1 and 2
 
-    @classmethod
-    def from_sys(cls) -> Streams:
-        stdout_tty = _isatty(sys.stdout)
-        stderr_tty = _isatty(sys.stderr)
-        return cls(
-            stdout=_binary(sys.stdout),
-            # Started with fd 2 closed: what would go there is lost, not an error.
-            stderr=_binary(sys.stderr) if sys.stderr is not None else open(os.devnull, "wb"),
-            stdout_tty=stdout_tty,
-            stderr_tty=stderr_tty,
-            color=stderr_tty and "NO_COLOR" not in os.environ,
-            stdout_never_blocks=stdout_tty or _is_regular_file(sys.stdout),
-        )
+    def silence_stdout(self) -> None:
+        """Point fd 1 at /dev/null: what is left to write, and the exit-time flush,
+        can neither fail again (EPIPE) nor block. A test's streams are left alone."""
+        if self.process_fds:
+            silence(1)
 
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
-def _is_regular_file(stream: Any) -> bool:
-    try:
-        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
-def _binary(stream: Any) -> BinaryIO:
-    buffer = getattr(stream, "buffer", None)
-    return buffer if buffer is not None else stream  # type: ignore[no-any-return]
+    def silence_stderr(self) -> None:
+        """The same for fd 2, whose reader has gone: the exit status still tells."""
+        if self.process_fds:
+            silence(2)
 
 
 def _utf8(text: str) -> bytes:
@@ -76,6 +53,8 @@ class Writer:
     """Owns stdout and stderr for one run: encoding, flushing, terminal safety."""
 
     def __init__(self, streams: Streams) -> None:
+        if streams.stdout is None:  # refused before the model starts answering into nothing
+            raise UsageError(STDOUT_CLOSED)
         self.streams = streams
         self._out = streams.stdout
         self._err = streams.stderr
@@ -147,7 +126,7 @@ class Writer:
         except BrokenPipeError:
             raise
         except OSError as exc:
-            silence(1)  # what is left in the buffer must not fail again at exit
+            self.streams.silence_stdout()  # what is left must not fail again at exit
             raise OutputError.of(exc) from None
         self._out_at_line_start = data.endswith(b"\n")
 
@@ -157,8 +136,27 @@ class Writer:
             self._err.flush()
         except OSError:
             # stderr's reader has gone (2> >(head)): the answer and the exit status matter more.
-            silence(2)
+            self.streams.silence_stderr()
         self._err_at_line_start = ends_line
+
+
+def write_error(streams: Streams, message: str) -> None:
+    """`ostream: error: message` as one line on stderr."""
+    # The message may quote the server: never let it drive the terminal.
+    one_line = visible(" ".join(message.split()))
+    prefix = "\x1b[1;31mostream: error:\x1b[0m" if streams.color else "ostream: error:"
+    write_stderr(streams, f"{prefix} {one_line}\n")
+
+
+def write_stderr(streams: Streams, text: str) -> None:
+    """Text for the human on stderr, outside a run's Writer (errors, help)."""
+    try:
+        streams.stderr.write(text.encode("utf-8", "replace"))
+        streams.stderr.flush()
+    except OSError:
+        streams.silence_stderr()
+    except ValueError:  # closed
+        pass
 
 
 def format_stats(done: dict[str, Any]) -> str:

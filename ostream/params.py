@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from ostream.complete import model_names, think_values
+
 
 def _words(name: str, what: str) -> Any:  # typer.Argument is typed as Any
     return typer.Argument(
@@ -26,12 +28,13 @@ Model = Annotated[
         metavar="NAME",
         show_default=False,
         help="Model name (default: $OSTREAM_MODEL).",
+        autocompletion=model_names,
     ),
 ]
 System = Annotated[
     str | None, typer.Option("-s", "--system", metavar="TEXT", help="System prompt.")
 ]
-Opts = Annotated[
+ModelOptions = Annotated[
     list[str] | None,
     typer.Option(
         "-o",
@@ -50,7 +53,10 @@ Format = Annotated[
 Think = Annotated[
     str | None,
     typer.Option(
-        "--think", metavar="true|false|low|medium|high|max", help="Ask for thinking, or not."
+        "--think",
+        metavar="true|false|low|medium|high|max",
+        help="Ask for thinking, or not.",
+        autocompletion=think_values,
     ),
 ]
 HideThinking = Annotated[
@@ -86,7 +92,7 @@ Host = Annotated[
         help="Ollama server (default: $OLLAMA_HOST, else http://127.0.0.1:11434).",
     ),
 ]
-TimeoutOpt = Annotated[
+TimeoutSeconds = Annotated[
     float | None,
     typer.Option(
         "--timeout",

@@ -1,13 +1,10 @@
-"""Where the input comes from: the prompt (piped stdin first, the argument words last),
-and raw's request body (-d JSON|@file|-, or piped stdin)."""
+"""Where the prompt comes from: piped stdin first, the argument words last."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ostream.errors import UsageError
-from ostream.inputs import file_bytes, piped_bytes, stdin_bytes, stdin_text, without_bom
-from ostream.options import strict_json
+from ostream.inputs import stdin_text
 
 
 def read_stdin(stdin: Any) -> str | None:
@@ -22,29 +19,3 @@ def assemble(piped: str | None, words: list[str]) -> str | None:
     if piped is not None and spoken is not None:
         return piped.rstrip("\n") + "\n\n" + spoken
     return piped if piped is not None else spoken
-
-
-def raw_body(data: str | None, stdin: Any) -> bytes | None:
-    """raw's body, checked to be UTF-8 JSON; None (a GET) when there is none."""
-    body: bytes | None
-    if data == "-":
-        body = without_bom(piped_bytes(stdin, "-d", "body"))
-        if not body:
-            raise UsageError("-d -: stdin is empty")
-    elif data is None:
-        body = without_bom(stdin_bytes(stdin) or b"") or None
-    elif data.startswith("@"):
-        body = without_bom(file_bytes(data[1:], "--data"))  # JSON may start with one (RFC 8259)
-    else:
-        try:
-            body = data.encode("utf-8")
-        except UnicodeEncodeError:
-            raise UsageError("-d: the body is not valid UTF-8") from None
-    if body is not None:
-        try:
-            strict_json(body.decode("utf-8"))  # not bytes: json.loads would take UTF-16
-        except UnicodeDecodeError:
-            raise UsageError("the request body is not valid UTF-8") from None
-        except ValueError as exc:
-            raise UsageError(f"the request body is not valid JSON: {exc}") from None
-    return body

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ostream.client import Client, Response
-from ostream.errors import ModelNotFound, ProtocolError, ServerError, UsageError
-from ostream.ndjson import excerpt, json_object
+from ostream.errors import ProtocolError, ServerError, UsageError
+from ostream.ndjson import json_object
 from ostream.output import Writer, format_stats
-from ostream.rawbody import copy_raw
+from ostream.raw import copy_response
 from ostream.signals import reader_watch
+from ostream.status import error_for_status
 from ostream.stream import ENDED_EARLY, Kind, Reply, Streamer
 
 ERROR_HEAD = 1 << 16
@@ -59,7 +60,7 @@ def stream_answer(
             client.open("POST", "/api/" + kind, payload) as response,
         ):
             if response.status >= 300:
-                fail(response, writer, model=str(body.get("model", "")), jsonl=jsonl)
+                raise_for_status(response, writer, model=str(body.get("model", "")), jsonl=jsonl)
             streamer = Streamer(kind, writer, jsonl=jsonl, show_thinking=show_thinking, keep=keep)
             reply = streamer.run(response.chunks())
     except BrokenPipeError:
@@ -98,47 +99,22 @@ def raw_request(target: Target, method: str, path: str, body: bytes | None, writ
                     yield data
 
             ndjson = "ndjson" in response.content_type and response.status < 300
-            seen = copy_raw(chunks(), writer, ndjson=ndjson)
+            copied = copy_response(chunks(), writer, ndjson=ndjson)
             if response.status >= 300:
-                raise status_error(response, bytes(head), model=None)
-            if seen.error is not None:
-                raise ServerError(seen.error)
-            if seen.unfinished():
+                raise error_for_status(response, bytes(head), model=None)
+            if copied.error is not None:
+                raise ServerError(copied.error)
+            if copied.unfinished():
                 raise ProtocolError(ENDED_EARLY)
-            if seen.bad is not None:
-                raise seen.bad
+            if copied.bad is not None:
+                raise copied.bad
     finally:
         client.close()
 
 
-def fail(response: Response, writer: Writer, *, model: str, jsonl: bool) -> None:
+def raise_for_status(response: Response, writer: Writer, *, model: str, jsonl: bool) -> None:
     """Raise the error an HTTP status ≥ 300 stands for (the JSON body to stdout in --jsonl)."""
     body = response.read_all(ERROR_HEAD)
     if jsonl and json_object(body) is not None:
         writer.line(body.strip())
-    raise status_error(response, body, model=model)
-
-
-def status_error(response: Response, body: bytes, *, model: str | None) -> Exception:
-    obj = json_object(body)
-    message = obj.get("error") if obj is not None else None
-    if response.status == 404 and isinstance(message, str):
-        if model and model in message:
-            return ModelNotFound(f"model '{model}' not found; try: ollama pull {model}")
-        if model:  # a 404 for a model is a missing model (Ollama's rule), but show its words
-            return ModelNotFound(
-                f"{message} (HTTP 404 for model '{model}'; try: ollama pull {model})"
-            )
-        if "model" in message:
-            return ModelNotFound(message)
-    status = f"{response.status} {response.reason}".strip()
-    if response.status < 400:
-        return ServerError(
-            f"HTTP {status}: {response.url} redirects to {response.location or '?'};"
-            " point --host at the final address"
-        )
-    if isinstance(message, str):
-        return ServerError(f"{message} (HTTP {status})")
-    if body.strip():
-        return ServerError(f"HTTP {status} from {response.url}: {excerpt(body.strip())}")
-    return ServerError(f"HTTP {status} from {response.url}")
+    raise error_for_status(response, body, model=model)

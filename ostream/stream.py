@@ -46,7 +46,6 @@ class Streamer:
     def __init__(
         self, kind: Kind, writer: Writer, *, jsonl: bool, show_thinking: bool, keep: bool
     ) -> None:
-        self.kind = kind
         self.writer = writer
         self.jsonl = jsonl
         self.show_thinking = show_thinking and not jsonl

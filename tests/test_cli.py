@@ -5,36 +5,12 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from ostream import __version__
-from ostream.cli import app
-from tests.fake_ollama import FakeOllama, Reply, Send, chat_chunks, gen_chunks, ndjson
-
-runner = CliRunner()
-
-
-def invoke(
-    server: FakeOllama | None,
-    *args: str,
-    input: str | bytes | None = None,
-    env: dict[str, str] | None = None,
-) -> Any:
-    base = {
-        "OLLAMA_HOST": server.url if server else "",
-        "OSTREAM_MODEL": "",
-        "OLLAMA_API_KEY": "",
-        "NO_COLOR": "1",
-    }
-    return runner.invoke(app, list(args), input=input, env={**base, **(env or {})})
-
-
-def sent(server: FakeOllama) -> dict[str, Any]:
-    body: dict[str, Any] = server.requests[-1].json
-    return body
+from tests.fake_ollama import FakeOllama, Reply, Send, chat_chunks, error_reply, gen_chunks, ndjson
+from tests.inproc import invoke, sent
 
 
 def test_version() -> None:
@@ -103,7 +79,8 @@ def test_keep_alive_numbers_are_numbers(
 
 
 def test_format_json_and_think_false(fake_ollama: FakeOllama) -> None:
-    invoke(fake_ollama, "generate", "-m", "m", "--format", "json", "--think", "false", "x")
+    result = invoke(fake_ollama, "generate", "-m", "m", "--format", "json", "--think", "false", "x")
+    assert result.exit_code == 0
     assert sent(fake_ollama)["format"] == "json"
     assert sent(fake_ollama)["think"] is False
 
@@ -143,19 +120,25 @@ def test_non_utf8_stdin_is_a_usage_error(fake_ollama: FakeOllama) -> None:
 
 def test_api_key_is_sent_as_bearer_and_never_printed(fake_ollama: FakeOllama) -> None:
     result = invoke(fake_ollama, "generate", "-m", "m", "hi", env={"OLLAMA_API_KEY": "s3cret"})
+    assert result.exit_code == 0
     assert fake_ollama.requests[-1].headers["authorization"] == "Bearer s3cret"
     assert "s3cret" not in result.output
 
 
 def test_no_authorization_header_without_a_key(fake_ollama: FakeOllama) -> None:
-    invoke(fake_ollama, "generate", "-m", "m", "hi")
+    assert invoke(fake_ollama, "generate", "-m", "m", "hi").exit_code == 0
     assert "authorization" not in fake_ollama.requests[-1].headers
 
 
 def test_host_option_wins_over_environment(fake_ollama: FakeOllama) -> None:
-    result = runner.invoke(
-        app,
-        ["generate", "-m", "m", "--host", fake_ollama.url, "hi"],
+    result = invoke(
+        None,
+        "generate",
+        "-m",
+        "m",
+        "--host",
+        fake_ollama.url,
+        "hi",
         env={"OLLAMA_HOST": "http://127.0.0.1:9"},
     )
     assert result.exit_code == 0
@@ -180,7 +163,7 @@ def test_done_line_text_and_thinking(fake_ollama: FakeOllama) -> None:
 def test_hide_thinking(fake_ollama: FakeOllama) -> None:
     fake_ollama.script(Reply(events=gen_chunks(["Hello"], thinking=["hmm"])))
     result = invoke(fake_ollama, "generate", "-m", "m", "--hide-thinking", "hi")
-    assert (result.stdout, result.stderr) == ("Hello\n", "")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "Hello\n", "")
 
 
 def test_jsonl_writes_every_object_and_done_last(fake_ollama: FakeOllama) -> None:
@@ -195,6 +178,7 @@ def test_jsonl_writes_every_object_and_done_last(fake_ollama: FakeOllama) -> Non
 
 def test_verbose_prints_statistics_on_stderr(fake_ollama: FakeOllama) -> None:
     result = invoke(fake_ollama, "generate", "-m", "m", "-v", "hi")
+    assert result.exit_code == 0
     assert result.stdout == "echo: hi\n"
     assert "eval count:" in result.stderr
     assert "eval rate:" in result.stderr
@@ -225,119 +209,6 @@ def test_chat_tool_calls_are_printed_as_json_lines(fake_ollama: FakeOllama) -> N
     }
 
 
-def test_history_is_sent_and_the_turn_appended(fake_ollama: FakeOllama, tmp_path: Path) -> None:
-    history = tmp_path / "talk.jsonl"
-    assert invoke(fake_ollama, "chat", "-m", "m", "--history", str(history), "One").exit_code == 0
-    assert invoke(fake_ollama, "chat", "-m", "m", "--history", str(history), "Two").exit_code == 0
-    assert sent(fake_ollama)["messages"] == [
-        {"role": "user", "content": "One"},
-        {"role": "assistant", "content": "echo: One"},
-        {"role": "user", "content": "Two"},
-    ]
-    lines = [json.loads(line) for line in history.read_text().splitlines()]
-    assert lines[-1] == {"role": "assistant", "content": "echo: Two"}
-    assert len(lines) == 4
-
-
-@pytest.mark.parametrize("model", ["error-mid", "truncated", "missing", "boom"])
-def test_failed_turn_leaves_history_byte_identical(
-    fake_ollama: FakeOllama, tmp_path: Path, model: str
-) -> None:
-    history = tmp_path / "talk.jsonl"
-    original = b'{"role":"user","content":"old"}\n{"role":"assistant","content":"reply"}'
-    history.write_bytes(original)
-    result = invoke(fake_ollama, "chat", "-m", model, "--history", str(history), "again")
-    assert result.exit_code != 0
-    assert history.read_bytes() == original
-
-
-def test_failed_first_turn_creates_no_history(fake_ollama: FakeOllama, tmp_path: Path) -> None:
-    history = tmp_path / "new.jsonl"
-    assert (
-        invoke(fake_ollama, "chat", "-m", "truncated", "--history", str(history), "x").exit_code
-        == 5
-    )
-    assert not history.exists()
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_messages_file_jsonl_and_array(fake_ollama: FakeOllama, tmp_path: Path) -> None:
-    conversation = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
-    as_array = tmp_path / "c.json"
-    as_array.write_text(json.dumps(conversation))
-    as_lines = tmp_path / "c.jsonl"
-    as_lines.write_text("".join(json.dumps(m) + "\n" for m in conversation))
-    invoke(fake_ollama, "chat", "-m", "m", "--messages", str(as_array), "next")
-    assert sent(fake_ollama)["messages"] == [*conversation, {"role": "user", "content": "next"}]
-    invoke(fake_ollama, "chat", "-m", "m", "--messages", str(as_lines))
-    assert sent(fake_ollama)["messages"] == conversation
-
-
-def test_messages_from_stdin(fake_ollama: FakeOllama) -> None:
-    result = invoke(
-        fake_ollama,
-        "chat",
-        "-m",
-        "m",
-        "--messages",
-        "-",
-        input='[{"role":"user","content":"from stdin"}]',
-    )
-    assert result.exit_code == 0
-    assert result.stdout == "echo: from stdin\n"
-
-
-def test_messages_and_history_together_is_a_usage_error(tmp_path: Path) -> None:
-    result = invoke(None, "chat", "-m", "m", "--messages", "-", "--history", "h.jsonl", "x")
-    assert result.exit_code == 2
-    assert "together" in result.stderr
-
-
-def test_raw_posts_the_body_unchanged(fake_ollama: FakeOllama) -> None:
-    body = '{"model":"m",  "prompt":"hi"}'
-    result = invoke(fake_ollama, "raw", "/api/generate", input=body)
-    assert result.exit_code == 0
-    request = fake_ollama.requests[-1]
-    assert (request.method, request.path, request.body) == ("POST", "/api/generate", body.encode())
-    assert result.stdout.encode() == request.sent_bytes
-
-
-def test_raw_get_without_body_and_method_override(fake_ollama: FakeOllama) -> None:
-    result = invoke(fake_ollama, "raw", "/api/tags")
-    assert result.exit_code == 0
-    assert "llama3.1" in json.loads(result.stdout)["models"][0]["name"]
-    assert fake_ollama.requests[-1].method == "GET"
-    invoke(fake_ollama, "raw", "/api/delete", "-X", "delete", "-d", '{"model":"m"}')
-    assert fake_ollama.requests[-1].method == "DELETE"
-
-
-def test_raw_data_from_file(fake_ollama: FakeOllama, tmp_path: Path) -> None:
-    (tmp_path / "b.json").write_text('{"model":"m"}')
-    result = invoke(fake_ollama, "raw", "/api/pull", "-d", f"@{tmp_path / 'b.json'}")
-    assert result.exit_code == 0
-    assert json.loads(result.stdout.splitlines()[-1]) == {"status": "success"}
-
-
-def test_raw_invalid_json_is_a_usage_error_and_nothing_sent(fake_ollama: FakeOllama) -> None:
-    result = invoke(fake_ollama, "raw", "-d", "{not json")
-    assert result.exit_code == 2
-    assert "not valid JSON" in result.stderr
-    assert fake_ollama.requests == []
-
-
-def test_raw_error_status_body_goes_to_stdout(fake_ollama: FakeOllama) -> None:
-    result = invoke(fake_ollama, "raw", "/api/nope")
-    assert result.exit_code == 1
-    assert result.stdout == "404 page not found"
-    assert result.stderr.startswith("ostream: error: HTTP 404")
-
-
-def test_raw_missing_model_is_exit_4(fake_ollama: FakeOllama) -> None:
-    result = invoke(fake_ollama, "raw", "/api/generate", "-d", '{"model":"missing"}')
-    assert result.exit_code == 4
-    assert json.loads(result.stdout)["error"] == "model 'missing' not found"
-
-
 def test_unknown_option_is_one_line_exit_2() -> None:
     result = invoke(None, "generate", "--bogus")
     assert result.exit_code == 2
@@ -353,18 +224,11 @@ def test_error_statuses_in_jsonl_are_written_as_a_line(fake_ollama: FakeOllama) 
 
 def test_multibyte_split_and_control_chars_in_a_pipe(fake_ollama: FakeOllama) -> None:
     result = invoke(fake_ollama, "generate", "-m", "split-utf8", "x")
+    assert result.exit_code == 0
     assert result.stdout == "héllo wörld ✓ 🎉\n"
     fake_ollama.script(Reply(events=[Send(ndjson({"response": "\x1b[2J", "done": True}))]))
-    assert invoke(fake_ollama, "generate", "-m", "m", "x").stdout == "\x1b[2J\n"
-
-
-def test_history_that_is_a_json_array_is_refused(fake_ollama: FakeOllama, tmp_path: Path) -> None:
-    history = tmp_path / "h.json"
-    history.write_text('[{"role":"user","content":"a"}]')
-    result = invoke(fake_ollama, "chat", "-m", "m", "--history", str(history), "x")
-    assert result.exit_code == 2
-    assert "JSONL" in result.stderr
-    assert fake_ollama.requests == []
+    result = invoke(fake_ollama, "generate", "-m", "m", "x")
+    assert (result.exit_code, result.stdout) == (0, "\x1b[2J\n")
 
 
 def test_no_arguments_shows_help_on_stderr_exit_2() -> None:
@@ -375,27 +239,9 @@ def test_no_arguments_shows_help_on_stderr_exit_2() -> None:
     assert "generate" in result.stderr
 
 
-def test_raw_404_that_is_not_about_a_model_is_exit_1(fake_ollama: FakeOllama) -> None:
-    from tests.fake_ollama import error_reply
-
-    fake_ollama.script(error_reply(404, "no such blob"), path="/api/blobs/x")
-    result = invoke(fake_ollama, "raw", "/api/blobs/x")
-    assert result.exit_code == 1
-
-
 def test_empty_prompt_words_are_no_prompt(fake_ollama: FakeOllama) -> None:
     result = invoke(fake_ollama, "generate", "-m", "m", "")
     assert result.exit_code == 2
-    assert fake_ollama.requests == []
-
-
-def test_history_in_a_missing_directory_fails_before_sending(
-    fake_ollama: FakeOllama, tmp_path: Path
-) -> None:
-    history = tmp_path / "nope" / "talk.jsonl"
-    result = invoke(fake_ollama, "chat", "-m", "m", "--history", str(history), "x")
-    assert result.exit_code == 2
-    assert "no directory" in result.stderr
     assert fake_ollama.requests == []
 
 
@@ -409,3 +255,13 @@ def test_redirect_is_an_error_naming_the_location(fake_ollama: FakeOllama) -> No
     assert result.exit_code == 1
     assert "redirects to https://elsewhere/api/generate" in result.stderr
     assert len(fake_ollama.requests) == 1
+
+
+def test_a_404_not_naming_the_model_keeps_the_servers_words(fake_ollama: FakeOllama) -> None:
+    fake_ollama.script(error_reply(404, "adapter layer not found"))
+    result = invoke(fake_ollama, "generate", "-m", "llama3.1", "hi")
+    assert result.exit_code == 4
+    assert result.output == (
+        "ostream: error: adapter layer not found"
+        " (HTTP 404 for model 'llama3.1'; try: ollama pull llama3.1)\n"
+    )

@@ -1,7 +1,11 @@
-"""The HTTP client's retry policy and timeouts, in-process."""
+"""The HTTP client: retries and timeouts (in-process); the API key, proxies, TLS and
+compression (through a real process)."""
 
 from __future__ import annotations
 
+import gzip
+import re
+from importlib.metadata import requires
 from typing import Any
 
 import pytest
@@ -9,7 +13,8 @@ import pytest
 from ostream import client as client_module
 from ostream.client import Client
 from ostream.errors import ConnectError
-from tests.fake_ollama import FakeOllama
+from tests.fake_ollama import FakeOllama, Reply, Send, ndjson
+from tests.proc import ROOT, closed_port, env_for, run
 
 
 class FakeResponse:
@@ -139,3 +144,78 @@ def test_backoff_is_capped() -> None:
     client.retries = 9
     assert client.open("GET", "/").status == 200
     assert sleeps == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0]
+
+
+# --- the API key: sent as a bearer token, never printed ----------------------------------
+
+
+def test_api_key_with_a_trailing_newline_is_trimmed_sent_and_never_printed(
+    fake_ollama: FakeOllama,
+) -> None:
+    env = env_for(fake_ollama.url, OLLAMA_API_KEY="sekrit-key-123\n")
+    result = run(["generate", "-m", "m", "hi"], fake_ollama.url, env=env)
+    assert b"sekrit-key-123" not in result.stderr + result.stdout
+    assert b"unexpected" not in result.stderr
+    assert result.returncode == 0
+    assert fake_ollama.requests[-1].headers["authorization"] == "Bearer sekrit-key-123"
+
+
+@pytest.mark.parametrize(
+    "key", ["sekrit key", "sekrit\nX-Injected: 1", "sekrit\x01", "sekrit-kl\u00fcssel"]
+)
+def test_api_key_that_cannot_be_a_header_is_a_usage_error_that_does_not_print_it(
+    fake_ollama: FakeOllama, key: str
+) -> None:
+    env = env_for(fake_ollama.url, OLLAMA_API_KEY=key)
+    result = run(["raw", "/api/tags"], fake_ollama.url, env=env)
+    assert result.returncode == 2
+    assert result.stderr.startswith(b"ostream: error: OLLAMA_API_KEY ")
+    assert result.stderr.count(b"\n") == 1
+    assert b"sekrit" not in result.stderr + result.stdout
+    assert fake_ollama.requests == []
+
+
+# --- proxies -------------------------------------------------------------------------------
+
+
+def test_a_loopback_server_is_reached_directly_whatever_http_proxy_says(
+    fake_ollama: FakeOllama,
+) -> None:
+    proxy = f"http://127.0.0.1:{closed_port()}"
+    env = env_for(fake_ollama.url, http_proxy=proxy, HTTP_PROXY=proxy)
+    for key in ("no_proxy", "NO_PROXY"):
+        env.pop(key, None)
+    result = run(["generate", "-m", "m", "--retries", "0", "hi"], fake_ollama.url, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"echo: hi\n"
+
+
+# --- packaging -----------------------------------------------------------------------------
+
+
+def test_dependencies_require_urllib3_2_for_read1() -> None:
+    pins = [r for r in requires("ostream") or [] if re.match(r"urllib3\b", r) and ";" not in r]
+    assert pins, f"no urllib3 requirement in {requires('ostream')} ({ROOT}/pyproject.toml)"
+    assert any(re.search(r">=\s*2", pin) for pin in pins)
+
+
+# --- TLS and compression -------------------------------------------------------------------
+
+
+def test_a_tls_failure_is_exit_3_with_one_short_reason(fake_ollama: FakeOllama) -> None:
+    url = fake_ollama.url.replace("http://", "https://")
+    result = run(["generate", "-m", "m", "hi"], url)
+    assert result.returncode == 3
+    assert (
+        result.stderr
+        == f"ostream: error: TLS failure connecting to {url}: wrong version number\n".encode()
+    )
+
+
+def test_a_body_a_proxy_compressed_is_decompressed(fake_ollama: FakeOllama) -> None:
+    lines = ndjson({"response": "squeezed", "done": False}, {"response": "", "done": True})
+    fake_ollama.script(
+        Reply(headers={"Content-Encoding": "gzip"}, events=[Send(gzip.compress(lines))])
+    )
+    result = run(["generate", "-m", "m", "hi"], fake_ollama.url)
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"squeezed\n", b"")

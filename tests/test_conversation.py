@@ -1,31 +1,277 @@
-"""Conversation files (--history, --messages): what ostream writes it reads back, other
-layouts jq makes are read, and a refusal names the file, the line and the field."""
+"""Conversations: --messages and --history are read strictly (a refusal names the file,
+the line and the field), what ostream writes it reads back, and a turn is saved only
+when it is whole, to the file the user named."""
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import Result
 
-from ostream.cli import app
-from tests.fake_ollama import FakeOllama, Reply, Send
-from tests.proc import env_for
+from tests.fake_ollama import FakeOllama, Reply, Send, ndjson
+from tests.inproc import invoke, sent
+from tests.proc import env_for, run
 
-runner = CliRunner()
+# --- a chat turn with --history and --messages, in-process ---------------------------------
+
+
+def test_history_is_sent_and_the_turn_appended(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    history = tmp_path / "talk.jsonl"
+    assert invoke(fake_ollama, "chat", "-m", "m", "--history", str(history), "One").exit_code == 0
+    assert invoke(fake_ollama, "chat", "-m", "m", "--history", str(history), "Two").exit_code == 0
+    assert sent(fake_ollama)["messages"] == [
+        {"role": "user", "content": "One"},
+        {"role": "assistant", "content": "echo: One"},
+        {"role": "user", "content": "Two"},
+    ]
+    lines = [json.loads(line) for line in history.read_text().splitlines()]
+    assert lines[-1] == {"role": "assistant", "content": "echo: Two"}
+    assert len(lines) == 4
+
+
+@pytest.mark.parametrize(
+    ("model", "code"), [("error-mid", 1), ("truncated", 5), ("missing", 4), ("boom", 1)]
+)
+def test_failed_turn_leaves_history_byte_identical(
+    fake_ollama: FakeOllama, tmp_path: Path, model: str, code: int
+) -> None:
+    history = tmp_path / "talk.jsonl"
+    original = b'{"role":"user","content":"old"}\n{"role":"assistant","content":"reply"}'
+    history.write_bytes(original)
+    result = invoke(fake_ollama, "chat", "-m", model, "--history", str(history), "again")
+    assert result.exit_code == code
+    assert history.read_bytes() == original
+
+
+def test_failed_first_turn_creates_no_history(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    history = tmp_path / "new.jsonl"
+    assert (
+        invoke(fake_ollama, "chat", "-m", "truncated", "--history", str(history), "x").exit_code
+        == 5
+    )
+    assert not history.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_history_that_is_a_json_array_is_refused(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    history = tmp_path / "h.json"
+    history.write_text('[{"role":"user","content":"a"}]')
+    result = invoke(fake_ollama, "chat", "-m", "m", "--history", str(history), "x")
+    assert result.exit_code == 2
+    assert "JSONL" in result.stderr
+    assert fake_ollama.requests == []
+
+
+def test_history_in_a_missing_directory_fails_before_sending(
+    fake_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    history = tmp_path / "nope" / "talk.jsonl"
+    result = invoke(fake_ollama, "chat", "-m", "m", "--history", str(history), "x")
+    assert result.exit_code == 2
+    assert "no directory" in result.stderr
+    assert fake_ollama.requests == []
+
+
+def test_messages_file_jsonl_and_array(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    conversation = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    as_array = tmp_path / "c.json"
+    as_array.write_text(json.dumps(conversation))
+    as_lines = tmp_path / "c.jsonl"
+    as_lines.write_text("".join(json.dumps(m) + "\n" for m in conversation))
+    assert (
+        invoke(fake_ollama, "chat", "-m", "m", "--messages", str(as_array), "next").exit_code == 0
+    )
+    assert sent(fake_ollama)["messages"] == [*conversation, {"role": "user", "content": "next"}]
+    assert invoke(fake_ollama, "chat", "-m", "m", "--messages", str(as_lines)).exit_code == 0
+    assert sent(fake_ollama)["messages"] == conversation
+
+
+def test_messages_from_stdin(fake_ollama: FakeOllama) -> None:
+    result = invoke(
+        fake_ollama,
+        "chat",
+        "-m",
+        "m",
+        "--messages",
+        "-",
+        input='[{"role":"user","content":"from stdin"}]',
+    )
+    assert result.exit_code == 0
+    assert result.stdout == "echo: from stdin\n"
+
+
+def test_messages_and_history_together_is_a_usage_error(tmp_path: Path) -> None:
+    result = invoke(None, "chat", "-m", "m", "--messages", "-", "--history", "h.jsonl", "x")
+    assert result.exit_code == 2
+    assert "together" in result.stderr
+
+
+# --- --messages ----------------------------------------------------------------------------
+
+
+def test_messages_from_empty_stdin_without_words_is_a_usage_error(
+    fake_ollama: FakeOllama,
+) -> None:
+    result = run(["chat", "-m", "m", "--messages", "-"], fake_ollama.url, input=b"")
+    assert result.returncode == 2
+    assert fake_ollama.requests == []
+
+
+def test_messages_from_closed_stdin_is_a_usage_error(fake_ollama: FakeOllama) -> None:
+    result = run(["chat", "-m", "m", "--messages", "-", "hi"], fake_ollama.url, close_fd=0)
+    assert result.returncode == 2
+    assert fake_ollama.requests == []
+
+
+# --- --history -----------------------------------------------------------------------------
+
+
+def test_history_through_a_symlink_updates_the_target_and_keeps_the_link(
+    fake_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    real = tmp_path / "real.jsonl"
+    real.write_bytes(b'{"role":"user","content":"a"}\n{"role":"assistant","content":"b"}\n')
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real)
+    result = run(["chat", "-m", "m", "--history", str(link), "hi"], fake_ollama.url)
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink()
+    assert len(real.read_bytes().splitlines()) == 4
+
+
+# --- numbers JSON cannot hold --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["--messages", "--history"])
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "1e400"])
+def test_a_non_finite_number_in_a_conversation_file_is_a_usage_error(
+    fake_ollama: FakeOllama, tmp_path: Path, option: str, value: str
+) -> None:
+    conversation = tmp_path / "talk.jsonl"
+    conversation.write_text('{"role":"user","content":"x","n":' + value + "}\n")
+    result = run(["chat", "-m", "m", option, str(conversation), "hi"], fake_ollama.url)
+    assert result.returncode == 2, result.stderr
+    assert b"unexpected" not in result.stderr
+    assert fake_ollama.requests == []
+
+
+def chat_with_history(server: FakeOllama, history: Path) -> Result:
+    return invoke(server, "chat", "-m", "m", "--history", str(history), "hi")
+
+
+# --- the saved turn holds what the server sent ---------------------------------------------
+
+
+def test_a_lone_surrogate_in_the_answer_is_saved_in_the_history(
+    fake_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    history = tmp_path / "talk.jsonl"
+    lines = b'{"message":{"role":"assistant","content":"a\\ud83d"},"done":false}\n'
+    lines += b'{"message":{"role":"assistant","content":""},"done":true}\n'
+    fake_ollama.script(Reply(events=[Send(lines)]), path="/api/chat")
+    result = chat_with_history(fake_ollama, history)
+    assert result.exit_code == 0, result.output
+    saved = [json.loads(x) for x in history.read_text().splitlines()]
+    assert saved[-1] == {"role": "assistant", "content": "a\ufffd"}  # as it was shown
+    assert chat_with_history(fake_ollama, history).exit_code == 0  # and the next turn works
+
+
+CALL = {"function": {"name": "f", "arguments": {"x": 1}}}
+
+
+def test_content_that_is_not_a_string_is_skipped_and_the_strings_and_calls_saved(
+    fake_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    history = tmp_path / "talk.jsonl"
+    fake_ollama.script(
+        Reply(
+            events=[
+                Send(ndjson({"message": {"role": "assistant", "content": ["x"]}, "done": False})),
+                Send(ndjson({"message": {"role": "assistant", "content": "ok"}, "done": False})),
+                Send(ndjson({"message": {"role": "assistant", "tool_calls": CALL}, "done": True})),
+            ]
+        ),
+        path="/api/chat",
+    )
+    result = chat_with_history(fake_ollama, history)
+    assert result.exit_code == 0, result.output
+    saved = [json.loads(x) for x in history.read_text().splitlines()]
+    assert saved[-1] == {"role": "assistant", "content": "ok", "tool_calls": [CALL]}
+    assert result.stdout.splitlines() == ["ok", '{"tool_call":{"name":"f","arguments":{"x":1}}}']
+
+
+# --- a history that could not be saved is refused before the request -----------------------
+
+
+def deny_write(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    """os.access says `path` is not writable (as for a non-root user; root may write anyway)."""
+    real_access = os.access
+    monkeypatch.setattr(
+        "ostream.history.os.access",
+        lambda p, mode: not (os.fspath(p) == path and mode & os.W_OK) and real_access(p, mode),
+    )
+
+
+@pytest.mark.parametrize("where", ["file", "directory"])
+def test_a_history_that_could_not_be_saved_is_refused_before_the_request(
+    fake_ollama: FakeOllama, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    history = tmp_path / "talk.jsonl"
+    history.write_text('{"role":"user","content":"hi"}\n')
+    before = history.read_bytes()
+    if where == "file":
+        deny_write(monkeypatch, os.path.realpath(history))
+        message = f"--history: {history} is not writable"
+    else:
+        deny_write(monkeypatch, os.path.realpath(tmp_path))
+        message = f"--history: cannot create files in {os.path.realpath(tmp_path)}"
+    result = chat_with_history(fake_ollama, history)
+    assert result.exit_code == 2
+    assert result.output == f"ostream: error: {message}\n"
+    assert fake_ollama.requests == []
+    assert history.read_bytes() == before
+
+
+def test_a_history_that_is_not_a_regular_file_is_refused(
+    fake_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "talk.fifo"
+    os.mkfifo(fifo)
+    result = chat_with_history(fake_ollama, fifo)
+    assert result.exit_code == 2
+    assert result.output == f"ostream: error: --history: {fifo} is not a regular file\n"
+    assert fake_ollama.requests == []
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can update another user's file")
+def test_a_history_updated_by_root_keeps_its_owner_and_mode(
+    fake_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    history = tmp_path / "talk.jsonl"
+    history.write_text('{"role":"user","content":"hi"}\n')
+    os.chmod(history, 0o600)
+    os.chown(history, 65534, 65534)
+    result = chat_with_history(fake_ollama, history)
+    assert result.exit_code == 0, result.output
+    status = os.stat(history)
+    assert (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) == (65534, 65534, 0o600)
+    assert len(history.read_text().splitlines()) == 3
+
+
+# --- what ostream writes it reads back; refusals name file, line and field ------------------
+
 CONVERSATION = [
     {"role": "user", "content": "Capital of France?"},
     {"role": "assistant", "content": "Paris."},
 ]
-
-
-def invoke(server: FakeOllama, *args: str, input: bytes | None = None) -> Any:
-    env = {"OLLAMA_HOST": server.url, "NO_COLOR": "1", "OSTREAM_MODEL": ""}
-    return runner.invoke(app, list(args), input=input, env=env)
 
 
 def sent_messages(server: FakeOllama) -> Any:

@@ -1,6 +1,8 @@
-"""The docs cannot drift: man page and README against `--help`, exit codes, a fake server.
+"""The docs cannot drift: man page, README and `--help` against the commands Click knows.
 
-`--help` is read in-process through CliRunner. The README's ```sh blocks are run
+The commands, options and arguments are walked on the Click objects Typer builds
+(`typer.main.get_command(app)`); the rendered `--help` is read in-process through
+CliRunner only for what is about its rendering. The README's ```sh blocks are run
 in bash against tests/fake_ollama.py (```console blocks are not run); a block
 fenced as ```sh exit=N must exit N instead of 0.
 """
@@ -8,6 +10,7 @@ fenced as ```sh exit=N must exit N instead of 0.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import re
 import shutil
@@ -17,8 +20,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 import ostream
@@ -29,7 +34,6 @@ from tests.fake_ollama import ECHO_PREFIX, FakeOllama
 ROOT = Path(__file__).resolve().parent.parent
 MAN = ROOT / "man" / "ostream.1"
 README = ROOT / "README.md"
-COMMANDS = ("generate", "chat", "raw")
 TOP = "ostream"  # the name the man page uses for the options of `ostream` itself
 TEST_COMMAND = (
     "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest"
@@ -37,6 +41,45 @@ TEST_COMMAND = (
 
 EXIT_CODES = {int(code) for code in ExitCode}
 BOX = re.compile("[\u2500-\u257f]")  # Rich panels and rules
+
+
+# --------------------------------------------------------------------------- the Click objects
+
+CLI = typer.main.get_command(app)
+TOP_CONTEXT = CLI.make_context(TOP, [], resilient_parsing=True)
+COMMANDS = tuple(name for name, command in CLI.commands.items() if not command.hidden)
+
+
+def context(command: str) -> typer.Context:
+    """The Click context of `command` (TOP: ostream itself), as a run would make it."""
+    if command == TOP:
+        return TOP_CONTEXT
+    sub = CLI.commands[command]
+    return sub.make_context(command, [], parent=TOP_CONTEXT, resilient_parsing=True)
+
+
+def params(command: str, kind: str) -> list[Any]:
+    """Every parameter Click knows for `command` (--help included), of `kind`
+    ("option" or "argument")."""
+    ctx = context(command)
+    return [p for p in ctx.command.get_params(ctx) if p.param_type_name == kind]
+
+
+def options(command: str) -> set[str]:
+    """Each option as its --help column reads, from the object: "-m, --model NAME"."""
+    ctx = context(command)
+    return {
+        record[0] for option in params(command, "option") if (record := option.get_help_record(ctx))
+    }
+
+
+def long_options(command: str) -> set[str]:
+    return {
+        name
+        for option in params(command, "option")
+        for name in (*option.opts, *option.secondary_opts)
+        if name.startswith("--")
+    }
 
 
 # --------------------------------------------------------------------------- --help
@@ -66,7 +109,7 @@ def help_sections(text: str) -> dict[str, list[str]]:
 
 
 def help_options(command: str) -> set[str]:
-    """The option column of `--help`, e.g. "-m, --model NAME"."""
+    """The option column of the rendered `--help`, e.g. "-m, --model NAME"."""
     lines = help_sections(help_text(command))["Options"]
     return {m.group(1) for line in lines if (m := re.match(r"  (-\S.*?)(?: {2,}|$)", line))}
 
@@ -74,10 +117,6 @@ def help_options(command: str) -> set[str]:
 def help_commands() -> set[str]:
     lines = help_sections(help_text(TOP))["Commands"]
     return {m.group(1) for line in lines if (m := re.match(r"  ([a-z][a-z0-9-]*)  +\S", line))}
-
-
-def long_options(columns: set[str]) -> set[str]:
-    return {name for column in columns for name in re.findall(r"--[a-z][a-z0-9-]*", column)}
 
 
 # --------------------------------------------------------------------------- the man page
@@ -157,43 +196,63 @@ def test_th_line_carries_the_package_version() -> None:
     assert match.group(1) == ostream.__version__
 
 
-@pytest.mark.parametrize("command", [TOP, "generate", "chat", "raw"])
-def test_help_fits_80_columns_and_describes_every_argument(command: str) -> None:
+@pytest.mark.parametrize("command", [TOP, *COMMANDS])
+def test_help_fits_80_columns(command: str) -> None:
     args = ["--help"] if command == TOP else [command, "--help"]
     result = CliRunner().invoke(app, args, prog_name="ostream", env={"COLUMNS": "80"})
     assert result.exit_code == 0
     assert [line for line in result.output.splitlines() if len(line) > 80] == []
-    arguments = help_sections(result.output).get("Arguments", [])
-    assert all(len(line.split(None, 1)) == 2 for line in arguments if line.startswith("  ["))
+
+
+@pytest.mark.parametrize("command", [TOP, *COMMANDS])
+def test_every_argument_and_option_has_a_description(command: str) -> None:
+    for param in [*params(command, "argument"), *params(command, "option")]:
+        assert param.help, f"{command}: {param.name} has no help text"
+        assert not getattr(param, "hidden", False), f"{command}: {param.name} is hidden"
 
 
 def test_every_command_is_documented() -> None:
-    commands = help_commands()
-    assert commands == set(COMMANDS)
+    assert help_commands() == set(COMMANDS)
     sections = man_sections()
-    assert set(tags(sections["COMMANDS"])) == commands
+    assert set(tags(sections["COMMANDS"])) == set(COMMANDS)
     synopsis = {plain(line) for line in sections["SYNOPSIS"]}
-    for command in commands:
+    for command in COMMANDS:
         assert f"ostream {command}" in synopsis
 
 
+@pytest.mark.parametrize("command", COMMANDS)
+def test_the_synopsis_gives_each_commands_usage(command: str) -> None:
+    """`ostream generate [OPTIONS] [PROMPT]...`: the words Click's usage line has."""
+    ctx = context(command)
+    usage = ctx.command.collect_usage_pieces(ctx)
+    synopsis = [plain(line) for line in man_sections()["SYNOPSIS"]]
+    start = synopsis.index(f"ostream {command}")
+    assert synopsis[start + 1 : start + 1 + len(usage)] == usage
+    assert synopsis[start + 1 + len(usage)] == ""
+
+
 @pytest.mark.parametrize("command", [TOP, *COMMANDS])
-def test_man_options_are_exactly_those_of_help(command: str) -> None:
+def test_help_shows_every_option_click_knows(command: str) -> None:
+    assert help_options(command) == options(command)
+
+
+@pytest.mark.parametrize("command", [TOP, *COMMANDS])
+def test_man_options_are_exactly_those_click_knows(command: str) -> None:
     """Same options, same short forms, same metavars: "-m, --model NAME" in both."""
-    shown, documented = help_options(command), man_options(command)
-    assert not shown - documented, f"in `{command} --help` but not in the man page"
-    assert not documented - shown, f"in the man page but not in `{command} --help`"
+    known, documented = options(command), man_options(command)
+    assert not known - documented, f"`{command}` has them but the man page does not"
+    assert not documented - known, f"in the man page but not in `{command}`"
 
 
 @pytest.mark.parametrize("command", [TOP, *COMMANDS])
-def test_every_long_option_of_help_is_in_the_man_page(command: str) -> None:
+def test_every_long_option_is_in_the_man_page_source(command: str) -> None:
     source = MAN.read_text()
-    for name in long_options(help_options(command)):
+    for name in long_options(command):
         assert name.replace("-", "\\-") in source, name
 
 
 def test_every_long_option_the_man_page_mentions_exists() -> None:
-    existing = set().union(*(long_options(help_options(c)) for c in (TOP, *COMMANDS)))
+    existing = set().union(*(long_options(c) for c in (TOP, *COMMANDS)))
     options = "\n".join(man_sections()["OPTIONS"])
     found = re.findall(r"\\-\\-[a-z](?:[a-z0-9]|\\-)*", options)
     mentioned = {name.replace("\\-", "-") for name in found}
@@ -295,6 +354,14 @@ def test_readme_names_every_command_and_variable() -> None:
         assert f"ostream {command}" in text
     for variable in tags(man_sections()["ENVIRONMENT"]):
         assert f"`{variable}`" in text, variable
+
+
+@pytest.mark.parametrize("command", [TOP, *COMMANDS])
+def test_readme_names_every_option_by_one_of_its_names(command: str) -> None:
+    text = README.read_text()
+    for option in params(command, "option"):
+        names = [*option.opts, *option.secondary_opts]
+        assert any(re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text) for n in names), names
 
 
 def test_readme_has_runnable_examples() -> None:
@@ -418,3 +485,66 @@ def test_the_man_page_is_installed_with_the_package() -> None:
     data_files = project["tool"]["setuptools"]["data-files"]
     assert data_files["share/man/man1"] == ["man/ostream.1"]
     assert (root / "man" / "ostream.1").is_file()
+
+
+# --------------------------------------------------------------------------- exit-code wording
+
+
+def same_words(text: str) -> str:
+    """`text` as words: spaces collapsed; a man page's capital and full stop forgiven."""
+    words = " ".join(text.split()).removesuffix(".")
+    return words[:1].lower() + words[1:]
+
+
+MEANINGS = {int(code): code.meaning for code in ExitCode}
+
+
+def test_help_exit_status_has_exit_code_meanings_word_for_word() -> None:
+    text = help_text(TOP).split("Exit status:\n", 1)[1]
+    rows = re.findall(r"^    (\d+) +(.*(?:\n {9}.*)*)", text, flags=re.MULTILINE)
+    assert {int(code): same_words(meaning) for code, meaning in rows} == MEANINGS
+
+
+def test_man_exit_status_has_exit_code_meanings_word_for_word() -> None:
+    lines = [*man_sections()["EXIT STATUS"], ".TP"]
+    starts = [i for i, line in enumerate(lines) if line == ".TP"]
+    rows = {
+        int(plain(lines[a + 1])): same_words(" ".join(plain(line) for line in lines[a + 2 : b]))
+        for a, b in itertools.pairwise(starts)
+    }
+    assert rows == MEANINGS
+
+
+def test_readme_exit_table_has_exit_code_meanings_word_for_word() -> None:
+    rows = re.findall(r"^\| (\d+) \| (.*) \|$", README.read_text(), flags=re.MULTILINE)
+    unmarked = {int(code): text.replace("`", "").replace("\\|", "|") for code, text in rows}
+    assert unmarked == MEANINGS
+
+
+# --------------------------------------------------------------------------- project files
+
+
+def test_the_changelog_has_an_unreleased_section_then_one_for_this_version() -> None:
+    headings = re.findall(r"^## (.+)$", (ROOT / "CHANGELOG.md").read_text(), flags=re.MULTILINE)
+    assert headings[0] == "Unreleased"
+    assert ostream.__version__ in headings
+
+
+def test_the_license_file_is_the_license_pyproject_names() -> None:
+    named = re.search(r'^license = "([^"]+)"$', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert named and named.group(1) == "MIT"
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License\n")
+
+
+def test_ci_runs_ci_run_on_every_supported_python() -> None:
+    workflow = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    assert "run: bash .ci/run" in workflow
+    versions = re.search(r"python-version: \[([^]]*)\]", workflow)
+    assert versions
+    assert [v.strip().strip('"') for v in versions.group(1).split(",")] == [
+        "3.10",
+        "3.11",
+        "3.12",
+        "3.13",
+    ]
+    assert 'requires-python = ">=3.10"' in (ROOT / "pyproject.toml").read_text()

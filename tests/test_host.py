@@ -1,14 +1,12 @@
-"""Tests for ostream.host: --host / OLLAMA_HOST → base URL, by Ollama's rules."""
+"""--host / OLLAMA_HOST → base URL, by Ollama's rules; what cannot be parsed is refused
+without echoing a password."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from ostream.host import DEFAULT_URL, HostError, base_url, resolve
+from tests.proc import run, run_python
 
 
 @pytest.mark.parametrize(
@@ -135,4 +133,17 @@ def test_import_is_light() -> None:
         "import ostream.host, sys; "
         "assert 'requests' not in sys.modules and 'typer' not in sys.modules"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["http://ann:hunter2@host:99999", "http://ann:hun@ter2@host:1", "ann:it's\\hunter2@host"],
+)
+def test_a_password_in_host_is_refused_without_being_echoed(host: str) -> None:
+    result = run(["generate", "-m", "m", "--host", host, "hi"], "")
+    assert result.returncode == 2
+    assert b"hunter2" not in result.stderr and b"ter2" not in result.stderr
+    assert b"***@host" in result.stderr
+    assert b"user:password@ part is not supported" in result.stderr

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +18,8 @@ from ostream.options import (
     parse_think,
     read_images,
 )
+from tests.fake_ollama import FakeOllama
+from tests.proc import run
 
 
 def test_option_values_are_json_when_they_parse_else_strings() -> None:
@@ -156,3 +160,72 @@ def test_tools_file_must_be_a_json_array(tmp_path: Path) -> None:
     bad.write_text('{"type":"function"}')
     with pytest.raises(UsageError):
         load_tools(str(bad))
+
+
+# --- only strict JSON is sent; numbers JSON cannot hold are refused ------------------------
+
+
+def strict_json(data: bytes) -> Any:
+    """`data` parsed as JSON, refusing NaN and Infinity (which Python's json accepts)."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(data, parse_constant=refuse)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["raw", "-d", '{"model":"m","prompt":"x","options":{"temperature":NaN}}'],
+            "the request body is not valid JSON: NaN is not JSON",
+        ),
+        (
+            ["generate", "-m", "m", "--keep-alive", "inf", "x"],
+            "--keep-alive takes a duration like 5m or 1h30m, or seconds; not 'inf'",
+        ),
+    ],
+    ids=["raw-NaN", "keep-alive-inf"],
+)
+def test_a_non_finite_number_is_refused_before_sending(
+    fake_ollama: FakeOllama, args: list[str], message: str
+) -> None:
+    result = run(args, fake_ollama.url)
+    assert result.returncode == 2
+    assert result.stderr == f"ostream: error: {message}\n".encode()
+    assert fake_ollama.requests == []
+
+
+def test_an_option_value_of_nan_is_sent_as_the_string_nan(fake_ollama: FakeOllama) -> None:
+    result = run(["generate", "-m", "m", "-o", "temperature=NaN", "x"], fake_ollama.url)
+    assert result.returncode == 0, result.stderr
+    assert strict_json(fake_ollama.requests[-1].body)["options"] == {"temperature": "NaN"}
+
+
+@pytest.mark.parametrize("value", ["inf", "nan"])
+def test_a_timeout_that_is_not_finite_is_a_usage_error(fake_ollama: FakeOllama, value: str) -> None:
+    result = run(["generate", "-m", "m", "--timeout", value, "x"], fake_ollama.url)
+    assert result.returncode == 2
+    assert result.stderr == b"ostream: error: --timeout takes a finite number of seconds\n"
+    assert fake_ollama.requests == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-o", "num_ctx=1e400"], "-o num_ctx: 1e400 is out of range"),
+        (
+            ["--format", '{"type":"object","maximum":1e400}'],
+            "--format: invalid JSON: 1e400 is out of range",
+        ),
+    ],
+    ids=["option", "format"],
+)
+def test_a_number_out_of_range_is_a_usage_error(
+    fake_ollama: FakeOllama, args: list[str], message: str
+) -> None:
+    result = run(["generate", "-m", "m", *args, "hi"], fake_ollama.url)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"ostream: error: {message}\n".encode()
+    assert fake_ollama.requests == []

@@ -8,6 +8,8 @@ import pytest
 
 from ostream.errors import UsageError
 from ostream.prompt import assemble, read_stdin
+from tests.fake_ollama import FakeOllama
+from tests.proc import run
 
 
 class FakeStdin(io.BytesIO):
@@ -56,3 +58,10 @@ def test_stdin_that_is_not_utf8_is_a_usage_error_saying_so() -> None:
         read_stdin(FakeStdin(b"caf\xe9\n"))
     assert "UTF-8" in info.value.message
     assert info.value.code == 2
+
+
+def test_a_prompt_word_that_is_not_utf8_is_a_usage_error(fake_ollama: FakeOllama) -> None:
+    result = run(["generate", "-m", "m", b"caf\xe9"], fake_ollama.url)
+    assert result.returncode == 2
+    assert b"unexpected" not in result.stderr
+    assert fake_ollama.requests == []

@@ -1,4 +1,5 @@
-"""The stream engine and the writers, in-process: what reaches stdout and stderr."""
+"""The stream engine and the writers: what reaches stdout and stderr (in-process, and a
+few cases end to end through a real process)."""
 
 from __future__ import annotations
 
@@ -10,34 +11,11 @@ import pytest
 
 from ostream.errors import ProtocolError, ServerError
 from ostream.output import Streams, Writer, format_stats, visible
-from ostream.rawbody import copy_raw
+from ostream.raw import copy_response
 from ostream.stream import Streamer
-
-
-class Recorder(io.BytesIO):
-    """A binary stream that remembers each flush, to prove per-read writes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.flushes: list[bytes] = []
-        self._mark = 0
-
-    def flush(self) -> None:
-        value = self.getvalue()
-        self.flushes.append(value[self._mark :])
-        self._mark = len(value)
-
-
-def make_writer(*, tty: bool = False, err_tty: bool = False, color: bool = False) -> Writer:
-    return Writer(Streams(Recorder(), Recorder(), tty, err_tty, color))
-
-
-def out(writer: Writer) -> bytes:
-    return writer.streams.stdout.getvalue()  # type: ignore[attr-defined]
-
-
-def err(writer: Writer) -> bytes:
-    return writer.streams.stderr.getvalue()  # type: ignore[attr-defined]
+from tests import proc
+from tests.fake_ollama import FakeOllama, Reply, Send, gen_chunks
+from tests.inproc import err, make_writer, out
 
 
 def line(obj: dict[str, Any]) -> bytes:
@@ -200,7 +178,7 @@ def test_visible_keeps_newline_and_tab_and_printables() -> None:
 def test_raw_copies_bytes_and_reports_an_error_line() -> None:
     writer = make_writer()
     body = [b'{"status":"pulling"}\n{"sta', b'tus":"x"}\n{"error":"no space"}\n', b"tail"]
-    seen = copy_raw(body, writer)
+    seen = copy_response(body, writer)
     assert seen.error == "no space"
     assert out(writer) == b"".join(body)
     assert (seen.last_line, seen.tail) == (b'{"error":"no space"}', b"tail")
@@ -221,7 +199,7 @@ def test_raw_copies_bytes_and_reports_an_error_line() -> None:
 )
 def test_raw_knows_a_stream_that_ended_before_done(body: list[bytes], unfinished: bool) -> None:
     writer = make_writer()
-    assert copy_raw(body, writer).unfinished() is unfinished
+    assert copy_response(body, writer).unfinished() is unfinished
     assert out(writer) == b"".join(body)
 
 
@@ -253,10 +231,10 @@ def test_tool_call_and_jsonl_lines_are_made_visible_on_a_terminal() -> None:
 
 
 def test_error_messages_cannot_drive_the_terminal() -> None:
-    from ostream.errors import report
+    from ostream.output import write_error
 
     stderr = io.BytesIO()
-    report("bad \x1b]0;title\x07 thing\nmore", stderr)
+    write_error(Streams(None, stderr), "bad \x1b]0;title\x07 thing\nmore")
     assert stderr.getvalue() == b"ostream: error: bad ^[]0;title^G thing more\n"
 
 
@@ -282,3 +260,117 @@ def test_thinking_is_made_visible_on_a_terminal_stderr_only() -> None:
     assert err(writer) == b"^[[2Jhmm\n"
     writer, _ = run(gen("A", thinking=("\x1b[2Jhmm",)))
     assert err(writer) == b"\x1b[2Jhmm\n"
+
+
+# --- the same, end to end through a real process -------------------------------------------
+
+
+def test_text_before_a_line_that_is_not_json_is_written_before_the_error(
+    fake_ollama: FakeOllama,
+) -> None:
+    fake_ollama.script(Reply(events=[Send(b'{"response":"hello","done":false}\nnot json\n')]))
+    result = proc.run(["generate", "-m", "m", "x"], fake_ollama.url)
+    assert result.returncode == 5
+    assert result.stdout == b"hello\n"
+
+
+def test_jsonl_compacts_spaced_server_lines(fake_ollama: FakeOllama) -> None:
+    fake_ollama.script(
+        Reply(
+            events=[
+                Send(b'{"response": "a", "done": false}\n'),
+                Send(b'{"response": "", "done": true}  \n'),
+            ]
+        )
+    )
+    result = proc.run(["generate", "-m", "m", "--jsonl", "x"], fake_ollama.url)
+    assert result.returncode == 0
+    assert result.stdout == b'{"response":"a","done":false}\n{"response":"","done":true}\n'
+
+
+@pytest.mark.parametrize("text", ['He said "hi", <b>then</b> & left', 'key": <v>'])
+def test_jsonl_passes_a_compact_line_through_byte_for_byte(
+    fake_ollama: FakeOllama, text: str
+) -> None:
+    fake_ollama.script(Reply(events=gen_chunks([text])))
+    result = proc.run(["generate", "-m", "m", "--jsonl", "x"], fake_ollama.url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == fake_ollama.requests[-1].sent_bytes  # Go's \u003c escapes kept
+
+
+# --- a lone surrogate escape (\ud83d) from a broken server or proxy -----------------------
+
+
+def test_a_lone_surrogate_in_text_becomes_a_replacement_character() -> None:
+    w = make_writer()
+    body = [b'{"response":"a\\ud83d","done":false}\n', b'{"response":"b","done":true}\n']
+    Streamer("generate", w, jsonl=False, show_thinking=True, keep=False).run(body)
+    assert out(w) == "a\ufffdb".encode()
+
+
+def test_a_lone_surrogate_in_thinking_becomes_a_replacement_character() -> None:
+    w = make_writer()
+    body = [b'{"response":"","thinking":"x\\udc00","done":false}\n{"response":"ok","done":true}']
+    Streamer("generate", w, jsonl=False, show_thinking=True, keep=False).run(body)
+    assert out(w) == b"ok"
+    assert "x\ufffd".encode() in err(w)
+
+
+def test_a_lone_surrogate_in_jsonl_keeps_its_escape() -> None:
+    w = make_writer()
+    spaced = b'{"response": "a\\ud83d", "done": true}\n'  # spaced: re-encoded, not passed
+    Streamer("generate", w, jsonl=True, show_thinking=True, keep=False).run([spaced])
+    assert out(w) == b'{"response":"a\\ud83d","done":true}\n'
+
+
+# --- values of the wrong type in a server's lines ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lines", "stdout"),
+    [
+        ([{"response": "a", "thinking": 5, "done": False}, {"response": "b", "done": True}], b"ab"),
+        ([{"response": "a", "error": None, "done": False}, {"response": "b", "done": True}], b"ab"),
+        ([{"response": 7, "done": False}, {"response": "b", "done": True}], b"b"),
+    ],
+)
+def test_values_of_the_wrong_type_are_skipped_not_fatal(
+    lines: list[dict[str, Any]], stdout: bytes
+) -> None:
+    w = make_writer()
+    body = [json.dumps(obj).encode() + b"\n" for obj in lines]
+    reply = Streamer("generate", w, jsonl=False, show_thinking=True, keep=True).run(body)
+    assert out(w) == stdout
+    assert reply.done is not None
+
+
+# --- --jsonl: every spacing a proxy may add is compacted -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        b'{"n":1, "response":"a","done":false}\n{"n":2, "response":"b","done":true}',
+        b'{"n":1 ,"response":"a","done":false}\n{"n":2 ,"response":"b","done":true}',
+        b'{"done" :true,"response":"a"}',
+        b'{"response":"a","done":false}\n {"response":"b","done":true}',
+        b'{"ok":[1, 2],"response":"a","done":true}',
+    ],
+)
+def test_jsonl_compacts_any_spaced_line(block: bytes) -> None:
+    w = make_writer()
+    Streamer("generate", w, jsonl=True, show_thinking=True, keep=False).run([block + b"\n"])
+    expected = b"".join(
+        json.dumps(json.loads(x), separators=(",", ":")).encode() + b"\n"
+        for x in block.split(b"\n")
+    )
+    assert out(w) == expected
+
+
+def test_a_stream_without_done_raises_a_protocol_error_after_writing_its_text() -> None:
+    w = make_writer()
+    with pytest.raises(ProtocolError):
+        Streamer("generate", w, jsonl=False, show_thinking=True, keep=False).run(
+            [b'{"response":"a","done":false}\n']
+        )
+    assert out(w) == b"a"

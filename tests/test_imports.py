@@ -1,0 +1,48 @@
+"""What a run imports: never pydantic, the reason typer is kept below 0.29 (README)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fake_ollama import FakeOllama
+from tests.proc import env_for
+
+# Runs ostream as `python -m ostream ARGS` would, then reports the modules it loaded.
+_RUN_AND_REPORT = (
+    "import sys, runpy; sys.argv = ['ostream', *sys.argv[1:]]\n"
+    "try:\n    runpy.run_module('ostream', run_name='__main__')\n"
+    "except SystemExit:\n    pass\n"
+    "sys.stderr.write('\\nloaded: ' + ' '.join(sorted(sys.modules)))"
+)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--version"],
+        ["generate", "--help"],
+        ["generate", "-m", "m", "--think", "low", "-o", "seed=1", "--timeout", "9", "hi"],
+        ["chat", "-m", "m", "--history", "HISTORY", "--retries", "0", "hi"],
+    ],
+    ids=["version", "generate-help", "generate", "chat"],
+)
+def test_a_run_never_imports_pydantic(
+    fake_ollama: FakeOllama, tmp_path: Path, args: list[str]
+) -> None:
+    args = [str(tmp_path / "history.jsonl") if a == "HISTORY" else a for a in args]
+    result = subprocess.run(
+        [sys.executable, "-c", _RUN_AND_REPORT, *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env=env_for(fake_ollama.url),
+        timeout=30,
+    )
+    assert result.stdout.strip(), result.stderr  # it ran to the end: help, version or answer
+    loaded = result.stderr.rpartition(b"\nloaded: ")[2].decode().split()
+    assert "ostream.cli" in loaded
+    pydantic = [name for name in loaded if name.split(".")[0] in ("pydantic", "pydantic_core")]
+    assert not pydantic, "typer >= 0.29 loads pydantic: README, 'Why typer is below 0.29'"
