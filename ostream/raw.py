@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ostream.errors import ProtocolError, UsageError
-from ostream.ndjson import LineFramer, error_text, json_object, parse_block
 from ostream.inputs import file_bytes, piped_bytes, stdin_bytes, without_bom
+from ostream.ndjson import LineFramer, error_text, json_object, parse_block
 from ostream.options import strict_json
 from ostream.output import Writer
 

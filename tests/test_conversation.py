@@ -169,20 +169,6 @@ def chat_with_history(server: FakeOllama, history: Path) -> Result:
 # --- the saved turn holds what the server sent ---------------------------------------------
 
 
-def test_a_lone_surrogate_in_the_answer_is_saved_in_the_history(
-    fake_ollama: FakeOllama, tmp_path: Path
-) -> None:
-    history = tmp_path / "talk.jsonl"
-    lines = b'{"message":{"role":"assistant","content":"a\\ud83d"},"done":false}\n'
-    lines += b'{"message":{"role":"assistant","content":""},"done":true}\n'
-    fake_ollama.script(Reply(events=[Send(lines)]), path="/api/chat")
-    result = chat_with_history(fake_ollama, history)
-    assert result.exit_code == 0, result.output
-    saved = [json.loads(x) for x in history.read_text().splitlines()]
-    assert saved[-1] == {"role": "assistant", "content": "a\ufffd"}  # as it was shown
-    assert chat_with_history(fake_ollama, history).exit_code == 0  # and the next turn works
-
-
 CALL = {"function": {"name": "f", "arguments": {"x": 1}}}
 
 
