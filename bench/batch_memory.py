@@ -152,9 +152,9 @@ def main() -> int:
         failed |= r["peak_rss_mb"] >= LIMIT_MB
         print(
             f"{count:>10,} {r['peak_rss_mb']:>7.1f}MB {r['rss_before_mb']:>4.0f}MB "
-            f"{r['idset_mb']:>6.1f}MB {r['scan_cpu_s']:>6.2f}s {r['read_cpu_s']:>6.2f}s "
-            f"{r['us_per_line']:>8.1f} {r['skipped']:>8,} {r['invalid']:>7,} | "
-            f"{s['peak_rss_mb'] - s['rss_before_mb']:>+10.1f}MB"
+            f"{r['idset_mb']:>6.1f}MB {r['scan_cpu_s']:>7.2f}s {r['read_cpu_s']:>7.2f}s "
+            f"{r['us_per_line']:>11.1f} {r['skipped']:>8,} {r['invalid']:>7,} | "
+            f"{s['peak_rss_mb'] - s['rss_before_mb']:>+12.1f}MB"
         )
     print(
         f"goal: peak RSS under {LIMIT_MB} MB at 1,000,000 jobs: " + ("NOT MET" if failed else "met")

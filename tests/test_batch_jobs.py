@@ -228,3 +228,24 @@ def test_wire_body_streams_native_answers_and_not_openai_ones() -> None:
     assert "stream" not in wire_body(embed)
     assert wire_body(v1)["stream"] is False
     assert v1.body is not None and v1.body["stream"] is True  # the job itself is left alone
+
+
+def test_a_null_in_the_body_counts_as_left_out() -> None:
+    [job] = read(
+        lines({"prompt": "a", "model": None, "options": None}),
+        defaults=Defaults("m", options={"seed": 1}),
+    )
+    assert job.body == {"prompt": "a", "model": "m", "options": {"seed": 1}}
+
+
+def test_each_job_gets_its_own_copy_of_the_default_options() -> None:
+    first, second = read(
+        lines({"prompt": "a"}, {"prompt": "b"}), defaults=Defaults("m", options={"seed": 1})
+    )
+    assert first.body is not None and second.body is not None
+    assert first.body["options"] is not second.body["options"]
+
+
+def test_a_byte_order_mark_before_the_first_line_is_ignored() -> None:
+    [job] = read(b'\xef\xbb\xbf{"model": "m", "prompt": "a"}\n')
+    assert job.error is None and job.body == {"model": "m", "prompt": "a"}

@@ -344,3 +344,13 @@ def test_a_fifo_output_is_only_appended_to(tmp_path: Path) -> None:
 
 def test_resume_sync_defaults_are_sane() -> None:
     assert writer_module.SYNC_LINES >= 1 and writer_module.SYNC_SECONDS > 0
+
+
+def test_two_runs_cannot_append_to_one_output(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    writer, _ = open_output(str(path))
+    with pytest.raises(UsageError, match="being written by another run"):
+        open_output(str(path))
+    writer.close()
+    again, _ = open_output(str(path))  # free once the first run closed it
+    again.close()

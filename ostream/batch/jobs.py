@@ -8,6 +8,7 @@ dropped. Only the ids are remembered (IdSet), never the lines.
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -111,6 +112,8 @@ class JobReader:
 
     def _job(self, number: int, raw: bytes) -> Job:
         fallback = f"line-{number}"
+        if number == 1:
+            raw = raw.removeprefix(codecs.BOM_UTF8)  # as some Windows editors save
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -194,7 +197,7 @@ def fill(url: str, body: dict[str, Any], defaults: Defaults) -> None:
     if defaults.options:
         options = body.get("options")
         if options is None:
-            body["options"] = dict(defaults.options)
+            body["options"] = dict(defaults.options)  # a copy: bodies never share one
         elif isinstance(options, dict):
             body["options"] = {**defaults.options, **options}
     _set(body, "keep_alive", defaults.keep_alive)
@@ -215,7 +218,8 @@ def fill(url: str, body: dict[str, Any], defaults: Defaults) -> None:
 
 
 def _set(body: dict[str, Any], key: str, value: Any) -> None:
-    if value is not None and key not in body:
+    """Fill `key` when the body has none; null counts as none, as it does for Ollama."""
+    if value is not None and body.get(key) is None:
         body[key] = value
 
 

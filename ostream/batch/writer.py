@@ -8,6 +8,7 @@ whichever comes first, and at the end, so a power cut loses little.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 import time
@@ -75,25 +76,37 @@ class ResultWriter:
                 os.close(self.fd)
 
 
-def open_output(path: str, **options: float) -> tuple[ResultWriter, Resume]:
+def open_output(
+    path: str, *, sync_lines: int = SYNC_LINES, sync_seconds: float = SYNC_SECONDS
+) -> tuple[ResultWriter, Resume]:
     """Open --output FILE for appending (created if missing) and read what it holds:
     a torn last line is repaired first, the ids already successful are in
     `Resume.done`. Anything but a regular file (a FIFO, /dev/stdout) is only
-    appended to. An unopenable file is a usage error (exit 2)."""
+    appended to. An unopenable file, or one another run is writing (an
+    exclusive flock, held until close), is a usage error (exit 2): two runs
+    appending to one file would each take the other's line in progress for a
+    torn one."""
     flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags, 0o666)
     except OSError as exc:
         raise UsageError(f"--output: cannot open {path}: {exc.strerror or exc}") from None
     try:
-        resume = scan(fd) if stat.S_ISREG(os.fstat(fd).st_mode) else Resume()
-        writer = ResultWriter(
-            fd,
-            owns_fd=True,
-            sync_lines=int(options.get("sync_lines", SYNC_LINES)),
-            sync_seconds=options.get("sync_seconds", SYNC_SECONDS),
-        )
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        if regular:
+            _lock(fd, path)
+        resume = scan(fd) if regular else Resume()
+        writer = ResultWriter(fd, owns_fd=True, sync_lines=sync_lines, sync_seconds=sync_seconds)
     except BaseException:
         os.close(fd)
         raise
     return writer, resume
+
+
+def _lock(fd: int, path: str) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise UsageError(f"--output: {path} is being written by another run") from None
+    except OSError:
+        pass  # a file system without locks: go on unguarded
