@@ -5,6 +5,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ from ostream.batch.ids import id_hash
 from ostream.batch.results import Assembler, failure_line, is_success, success_line
 from ostream.batch.writer import ResultWriter, open_output
 from ostream.errors import ProtocolError, ServerError, UsageError
+from tests.proc import ROOT
 
 
 def test_a_success_line_has_openais_shape_plus_host_and_attempts() -> None:
@@ -354,3 +358,49 @@ def test_two_runs_cannot_append_to_one_output(tmp_path: Path) -> None:
     writer.close()
     again, _ = open_output(str(path))  # free once the first run closed it
     again.close()
+
+
+_APPENDER = """
+import sys
+from ostream.batch.ids import id_hash
+from ostream.batch.results import success_line
+from ostream.batch.writer import open_output
+writer, resume = open_output(sys.argv[1], sync_lines=5)
+for n in range(int(sys.argv[2])):
+    if id_hash(f"job-{n}") in resume.done:
+        continue
+    writer.write(success_line(f"job-{n}", 200, {"response": "x" * int(sys.argv[3])}, host="h", attempts=1))
+    sys.stdout.write(f"{n}\\n")
+    sys.stdout.flush()
+writer.close()
+"""
+
+
+def test_sigkill_at_random_moments_then_a_rerun_gives_every_id_once(tmp_path: Path) -> None:
+    path, jobs = tmp_path / "out.jsonl", 40
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    rng = random.Random(11)
+    for _ in range(4):  # killed after a random number of lines (and maybe mid-line)
+        child = subprocess.Popen(
+            [sys.executable, "-c", _APPENDER, str(path), str(jobs), "100000"],
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert child.stdout is not None
+        for _ in range(rng.randrange(1, 6)):
+            if not child.stdout.readline():
+                break
+        child.kill()
+        child.wait(timeout=60)
+        child.stdout.close()
+    subprocess.run(
+        [sys.executable, "-c", _APPENDER, str(path), str(jobs), "100000"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=120,
+    )
+    data = path.read_bytes()
+    assert data.endswith(b"\n")
+    ids = [json.loads(line)["custom_id"] for line in data.splitlines()]
+    assert sorted(ids) == sorted(f"job-{n}" for n in range(jobs))  # each once, none lost

@@ -11,6 +11,7 @@ import pytest
 from ostream.batch.ids import IdSet, id_hash
 from ostream.batch.shard import Shard, parse_shard
 from ostream.errors import ExitCode, UsageError
+from tests.proc import ROOT
 
 
 @pytest.mark.parametrize(
@@ -57,7 +58,7 @@ def test_the_hash_is_sha256s_first_8_bytes_whatever_the_process() -> None:
     for seed in ("1", "2"):
         out = subprocess.run(
             [sys.executable, "-c", code],
-            env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
+            env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin", "PYTHONPATH": ROOT},
             capture_output=True,
             text=True,
             check=True,
