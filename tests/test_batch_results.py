@@ -369,7 +369,8 @@ writer, resume = open_output(sys.argv[1], sync_lines=5)
 for n in range(int(sys.argv[2])):
     if id_hash(f"job-{n}") in resume.done:
         continue
-    writer.write(success_line(f"job-{n}", 200, {"response": "x" * int(sys.argv[3])}, host="h", attempts=1))
+    body = {"response": "x" * int(sys.argv[3])}
+    writer.write(success_line(f"job-{n}", 200, body, host="h", attempts=1))
     sys.stdout.write(f"{n}\\n")
     sys.stdout.flush()
 writer.close()
