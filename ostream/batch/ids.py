@@ -45,36 +45,29 @@ class IdSet:
         return self._count
 
     def __contains__(self, key: object) -> bool:
-        if not isinstance(key, int) or key == 0:
-            return False
-        slots = self._slots
-        mask = len(slots) - 1
-        i = key >> (64 - self._bits)
-        while True:
-            found = slots[i]
-            if found == key:
-                return True
-            if found == 0:
-                return False
-            i = (i + 1) & mask
+        return isinstance(key, int) and key != 0 and self._slots[self._slot(key)] == key
 
     def add(self, key: int) -> bool:
         """Add `key`; False when it was there already."""
+        i = self._slot(key)
+        if self._slots[i] == key:
+            return False
+        self._slots[i] = key
+        self._count += 1
+        if self._count * _MAX_LOAD[1] > len(self._slots) * _MAX_LOAD[0]:
+            self._grow()
+        return True
+
+    def _slot(self, key: int) -> int:
+        """Where `key` is, or the free slot where it would go."""
         slots = self._slots
         mask = len(slots) - 1
         i = key >> (64 - self._bits)
         while True:
             found = slots[i]
-            if found == key:
-                return False
-            if found == 0:
-                break
+            if found == key or found == 0:
+                return i
             i = (i + 1) & mask
-        slots[i] = key
-        self._count += 1
-        if self._count * _MAX_LOAD[1] > len(slots) * _MAX_LOAD[0]:
-            self._grow()
-        return True
 
     @property
     def nbytes(self) -> int:

@@ -6,13 +6,13 @@ Read line by line, never whole. Only the hashes of successful custom_ids stay
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from ostream.batch.ids import IdSet, id_hash
 from ostream.batch.results import is_success
+from ostream.ndjson import json_object
 
 
 @dataclass
@@ -42,9 +42,10 @@ def scan(fd: int) -> Resume:
         file.seek(0)
         for line in file:
             start, offset = offset, offset + len(line)
-            record = _object(line) if line.strip() else None
-            if record is None and not line.strip():
+            if not line.strip():
+                record = None
                 continue
+            record = json_object(line)
             if _is_result(record):
                 resume.results += 1
                 if is_success(record):
@@ -67,11 +68,3 @@ def scan(fd: int) -> Resume:
 
 def _is_result(record: dict[str, Any] | None) -> bool:
     return record is not None and "custom_id" in record and "error" in record
-
-
-def _object(line: bytes) -> dict[str, Any] | None:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    return record if type(record) is dict else None
