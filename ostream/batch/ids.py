@@ -38,7 +38,7 @@ class IdSet:
 
     def __init__(self) -> None:
         self._bits = _FIRST_BITS
-        self._slots = array("Q", bytes(8 << _FIRST_BITS))
+        self._slots = array("Q", [0]) * (1 << _FIRST_BITS)
         self._count = 0
 
     def __len__(self) -> int:
@@ -77,7 +77,7 @@ class IdSet:
     def _grow(self) -> None:
         old = self._slots
         self._bits += 1
-        slots = self._slots = array("Q", bytes(8 << self._bits))
+        slots = self._slots = array("Q", [0]) * (1 << self._bits)  # no temporary bytes copy
         mask = len(slots) - 1
         shift = 64 - self._bits
         for key in old:
