@@ -168,6 +168,11 @@ class FakeOllama:
         """What the simulation did so far (a snapshot). Plain servers count nothing."""
         return Counters() if self.sim is None else self.sim.counters()
 
+    @property
+    def waiting(self) -> int:
+        """Simulated servers: how many requests wait for a slot now (0 for plain ones)."""
+        return 0 if self.sim is None else self.sim.scheduler.waiting()
+
     # ---- scripting and inspection
 
     def script(self, reply: Reply, path: str | None = "/api/generate") -> None:

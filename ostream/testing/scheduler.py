@@ -105,12 +105,19 @@ class Scheduler:
         with self._cond:
             return list(self._runners.values())
 
+    def _waiting(self) -> int:
+        pending = sum(not t.cancelled for t in self._pending)
+        return pending + sum(len(r.waiting) for r in self._runners.values())
+
+    def waiting(self) -> int:
+        """How many requests wait for a slot now (queued, loading or on a busy runner)."""
+        with self._cond:
+            return self._waiting()
+
     def submit(self, model: str) -> Ticket | None:
         """Queue a request; None when the queue is full (the server answers 503)."""
         with self._cond:
-            waiting = sum(not t.cancelled for t in self._pending)
-            waiting += sum(len(r.waiting) for r in self._runners.values())
-            if waiting >= self.max_queue:
+            if self._waiting() >= self.max_queue:
                 self.counters.rejected += 1
                 return None
             ticket = Ticket(model)

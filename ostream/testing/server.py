@@ -131,8 +131,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             outcome = self._play(rec, reply, client_wants_close)
         finally:
-            if reply.on_end is not None:
-                reply.on_end(outcome)
+            self._ended(reply, outcome)
         self.close_connection = True
         if outcome == _KILLED:
             self._reset()
@@ -177,6 +176,12 @@ class _Handler(BaseHTTPRequestHandler):
             json=parsed,
             received_at=time.monotonic(),
         )
+
+    def _ended(self, reply: Reply, outcome: str) -> None:
+        """Tell the reply how it ended, once."""
+        on_end, reply.on_end = reply.on_end, None
+        if on_end is not None:
+            on_end(outcome)
 
     def _reset(self) -> None:
         """Close with a TCP reset, as a server process that died does."""
@@ -375,9 +380,13 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 origin = self._pause(ev, origin)
         end = b"0\r\n\r\n" if reply.chunked else b""
+        outcome = DONE if reply.chunked and not client_wants_close else CLOSED
+        # Ended before the last write, as `sent` is recorded: a client that has read the
+        # whole reply finds it counted.
+        self._ended(reply, outcome)
         self._write((head or b"") + end)
         rec.finished_at = time.monotonic()
-        return DONE if reply.chunked and not client_wants_close else CLOSED
+        return outcome
 
     def _play_whole(self, rec: Recorded, reply: Reply, client_wants_close: bool) -> str:
         total = b"".join(ev.data for ev in reply.events if isinstance(ev, Send))
@@ -404,6 +413,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self._client_gone(0):
             raise _ClientLeft
         rec.sent.append((time.monotonic(), body))  # before the write, as in _play_stream
+        if not dropped:
+            self._ended(reply, CLOSED if client_wants_close else DONE)
         try:
             self._write(head if self.command == "HEAD" else head + body)
         except (_ClientLeft, _Stopping, _Killed):

@@ -22,8 +22,8 @@ from ostream.testing.events import CLOSED, DONE, JSON_CT, At, Event, Reply, Send
 from ostream.testing.replies import error_reply, go_json, json_reply, metrics, tokenize
 from ostream.testing.scheduler import Counters, Scheduler, Ticket
 
-# The prose of a simulated reply (after the echo of the prompt).
-PROSE = "the sky is blue because air scatters short waves of sunlight more than long ones"
+# The prose of a simulated reply (after the echo of the prompt), one sentence a line.
+PROSE = "the sky is blue because air scatters short waves of sunlight more than long ones."
 WORDS = tuple(PROSE.split(" "))
 
 
@@ -160,12 +160,15 @@ class Simulator:
         return n, False
 
     def reply_tokens(self, model: str, text: str, n: int) -> list[str]:
-        """The echo of the prompt, then filler prose with a line break now and then."""
+        """The echo of the prompt, then the same sentence over and over, one a line."""
         rng = random.Random(f"{self.sim.seed}\0{full_name(model)}\0{text}\0words")
         tokens = tokenize(ECHO_PREFIX + text)[:n]
+        i = rng.randrange(len(WORDS))
         while len(tokens) < n:
-            word = rng.choice(WORDS)
-            tokens.append(f"{word}\n" if rng.random() < 0.1 else f" {word}")
+            word = WORDS[i % len(WORDS)]
+            start = i % len(WORDS) == 0
+            tokens.append(f"\n{word.capitalize()}" if start else f" {word}")
+            i += 1
         return tokens
 
     def _timed(
