@@ -103,6 +103,18 @@ def test_a_full_queue_answers_503_and_a_leaving_client_frees_its_slot() -> None:
         assert (counters.requests, counters.served, counters.rejected) == (3, 1, 1)
 
 
+def test_no_queue_serves_a_free_slot_and_refuses_what_would_wait() -> None:
+    sim = Sim(max_queue=0, loaded=("llama3.1",), token_rate=20, reply_tokens=(200, 200))
+    with FakeOllama(sim=sim) as s:
+        first = Raw(s.url, body={"model": "llama3.1", "prompt": "one"})
+        try:
+            assert first.head()[0] == 200
+            assert generate(s.url, "llama3.1", "two")[0] == 503
+        finally:
+            first.close()
+        assert s.counters.rejected == 1
+
+
 def test_a_client_leaving_the_queue_is_forgotten() -> None:
     with FakeOllama(sim=Sim(parallel=1, token_rate=20, reply_tokens=(200, 200))) as s:
         first = Raw(s.url, body={"model": "llama3.1", "prompt": "one"})

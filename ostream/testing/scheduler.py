@@ -117,7 +117,13 @@ class Scheduler:
     def submit(self, model: str) -> Ticket | None:
         """Queue a request; None when the queue is full (the server answers 503)."""
         with self._cond:
-            if self._waiting() >= self.max_queue:
+            runner = self._runners.get(model)
+            starts_now = (
+                runner is not None
+                and not any(not t.cancelled for t in self._pending)
+                and len(runner.free) > len(runner.waiting)
+            )
+            if not starts_now and self._waiting() >= self.max_queue:
                 self.counters.rejected += 1
                 return None
             ticket = Ticket(model)
