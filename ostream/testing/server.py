@@ -382,10 +382,14 @@ class _Handler(BaseHTTPRequestHandler):
         end = b"0\r\n\r\n" if reply.chunked else b""
         outcome = DONE if reply.chunked and not client_wants_close else CLOSED
         # Ended before the last write, as `sent` is recorded: a client that has read the
-        # whole reply finds it counted.
-        self._ended(reply, outcome)
-        self._write((head or b"") + end)
+        # whole reply finds it finished and counted.
         rec.finished_at = time.monotonic()
+        self._ended(reply, outcome)
+        try:
+            self._write((head or b"") + end)
+        except (_ClientLeft, _Stopping, _Killed):
+            rec.finished_at = None
+            raise
         return outcome
 
     def _play_whole(self, rec: Recorded, reply: Reply, client_wants_close: bool) -> str:
@@ -414,13 +418,14 @@ class _Handler(BaseHTTPRequestHandler):
             raise _ClientLeft
         rec.sent.append((time.monotonic(), body))  # before the write, as in _play_stream
         if not dropped:
+            rec.finished_at = time.monotonic()
             self._ended(reply, CLOSED if client_wants_close else DONE)
         try:
             self._write(head if self.command == "HEAD" else head + body)
         except (_ClientLeft, _Stopping, _Killed):
             rec.sent.pop()
+            rec.finished_at = None
             raise
         if dropped:
             return DROPPED
-        rec.finished_at = time.monotonic()
         return CLOSED if client_wants_close else DONE
