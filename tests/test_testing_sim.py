@@ -182,6 +182,18 @@ def test_a_swap_waits_for_the_runner_and_blocks_the_requests_behind_it() -> None
         assert (s.counters.loads, s.counters.swaps) == (2, 2)
 
 
+def test_a_needless_swap_shows_in_the_counters_and_the_wall_time() -> None:
+    load = 0.05
+    sim = Sim(models=("a", "b"), load_time=load, reply_tokens=(2, 2))
+    for order, swaps in (("aabb", 1), ("abab", 3)):
+        with FakeOllama(sim=sim) as s:
+            started = time.monotonic()
+            for model in order:
+                assert generate(s.url, model, "x")[0] == 200
+            assert time.monotonic() - started >= (swaps + 1) * load
+            assert (s.counters.loads, s.counters.swaps) == (swaps + 1, swaps)
+
+
 def test_only_installed_models_answer_and_behaviours_still_work() -> None:
     with FakeOllama(sim=Sim(models=("llama3.1:8b",))) as s:
         status, _, body = generate(s.url, "llama3.1", "x")  # :latest is not installed
