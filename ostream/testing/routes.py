@@ -184,36 +184,37 @@ class Routes:
             }
         )
 
-    def embeddings(self, rec: Recorded) -> Reply:
-        req = request_object(rec, "api.EmbeddingRequest")
+    @staticmethod
+    def model_request(
+        rec: Recorded, go_type: str, *, name_too: bool = True
+    ) -> tuple[dict[str, Any], str] | Reply:
+        """The request object and the model it names, or the 400 Ollama answers."""
+        req = request_object(rec, go_type)
         if isinstance(req, Reply):
             return req
-        model = named(req)
-        if isinstance(model, Reply):
-            return model
+        model = named(req, name_too=name_too)
+        return model if isinstance(model, Reply) else (req, model)
+
+    def embeddings(self, rec: Recorded) -> Reply:
+        got = self.model_request(rec, "api.EmbeddingRequest", name_too=False)
+        if isinstance(got, Reply):
+            return got
+        _, model = got
         error = model_error(model, self.fake._first_busy)
         return error or json_reply({"embedding": [0.1, 0.2, 0.3]})
 
     def pull(self, rec: Recorded) -> Reply:
-        req = request_object(rec, "api.PullRequest")
-        if isinstance(req, Reply):
-            return req
-        model = named(req, name_too=True)
-        if isinstance(model, Reply):
-            return model
+        got = self.model_request(rec, "api.PullRequest")
+        if isinstance(got, Reply):
+            return got
+        req, model = got
         stream = req.get("stream", True) is not False
         if behaviour(model) == "missing":
             message = "pull model manifest: file does not exist"
             if not stream:
                 return error_reply(500, message)
-            return Reply(
-                events=paced(
-                    ndjson({"status": "pulling manifest"}, {"error": message}).splitlines(
-                        keepends=True
-                    ),
-                    0,
-                )
-            )
+            lines = [ndjson({"status": "pulling manifest"}), ndjson({"error": message})]
+            return Reply(events=paced(lines, 0))
         if not stream:
             return json_reply({"status": "success"})
         digest = "sha256:abc"
@@ -229,12 +230,10 @@ class Routes:
         return Reply(events=paced([ndjson(s) for s in statuses], 0))
 
     def show(self, rec: Recorded) -> Reply:
-        req = request_object(rec, "api.ShowRequest")
-        if isinstance(req, Reply):
-            return req
-        model = named(req, name_too=True)
-        if isinstance(model, Reply):
-            return model
+        got = self.model_request(rec, "api.ShowRequest")
+        if isinstance(got, Reply):
+            return got
+        _, model = got
         beh = behaviour(model)
         sim = self.fake.sim
         unknown = sim is not None and beh not in behaviours.BEHAVIOURS and not sim.knows(model)
@@ -271,12 +270,10 @@ class Routes:
         return empty_reply()
 
     def delete(self, rec: Recorded) -> Reply:
-        req = request_object(rec, "api.DeleteRequest")
-        if isinstance(req, Reply):
-            return req
-        model = named(req, name_too=True)
-        if isinstance(model, Reply):
-            return model
+        got = self.model_request(rec, "api.DeleteRequest")
+        if isinstance(got, Reply):
+            return got
+        _, model = got
         if behaviour(model) == "missing":
             return error_reply(404, f"model '{model}' not found")
         return empty_reply()
