@@ -85,7 +85,7 @@ class Scheduler:
         self.unload_time = unload_time
         self.counters = counters
         self._delay = delay
-        self._cond = threading.Condition()
+        self.cond = threading.Condition()  # guards the queue, the runners and the counters
         self._pending: deque[Ticket] = deque()
         self._runners: dict[str, Runner] = {m: self._runner(m) for m in loaded}
         self._stop = threading.Event()
@@ -97,12 +97,12 @@ class Scheduler:
 
     def stop(self) -> None:
         self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
         self._thread.join(2)
 
     def loaded(self) -> list[Runner]:
-        with self._cond:
+        with self.cond:
             return list(self._runners.values())
 
     def _waiting(self) -> int:
@@ -111,12 +111,12 @@ class Scheduler:
 
     def waiting(self) -> int:
         """How many requests wait for a slot now (queued, loading or on a busy runner)."""
-        with self._cond:
+        with self.cond:
             return self._waiting()
 
     def submit(self, model: str) -> Ticket | None:
         """Queue a request; None when the queue is full (the server answers 503)."""
-        with self._cond:
+        with self.cond:
             runner = self._runners.get(model)
             starts_now = (
                 runner is not None
@@ -128,12 +128,12 @@ class Scheduler:
                 return None
             ticket = Ticket(model)
             self._pending.append(ticket)
-            self._cond.notify_all()
+            self.cond.notify_all()
             return ticket
 
     def release(self, ticket: Ticket) -> None:
         """The request ended (or its client left): free its slot or its place."""
-        with self._cond:
+        with self.cond:
             if ticket.cancelled:
                 return
             ticket.cancelled = True
@@ -148,7 +148,7 @@ class Scheduler:
             runner.refs -= 1
             runner.last_used = time.monotonic()
             self._dispatch(runner)
-            self._cond.notify_all()
+            self.cond.notify_all()
 
     def _dispatch(self, runner: Runner) -> None:
         while runner.free and runner.waiting:
@@ -167,8 +167,8 @@ class Scheduler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            with self._cond:
-                self._cond.wait_for(lambda: self._stop.is_set() or bool(self._pending))
+            with self.cond:
+                self.cond.wait_for(lambda: self._stop.is_set() or bool(self._pending))
                 if self._stop.is_set():
                     return
                 ticket = self._pending[0]
@@ -186,19 +186,19 @@ class Scheduler:
                 victim = None
                 if len(self._runners) >= self.max_loaded:
                     victim = self._victim()
-                    self._cond.wait_for(partial(self._idle_or_stopped, victim))
+                    self.cond.wait_for(partial(self._idle_or_stopped, victim))
             # Outside the lock: the time a load or an unload takes blocks only this loop.
             if victim is None:
                 seconds = self._delay(self.load_time)
                 if self._stop.wait(seconds):
                     return
-                with self._cond:
+                with self.cond:
                     self._runners[ticket.model] = self._runner(ticket.model)
                     ticket.load_duration = seconds
                     self.counters.loads += 1
             else:
                 if self._stop.wait(self._delay(self.unload_time)):
                     return
-                with self._cond:
+                with self.cond:
                     del self._runners[victim.model]
                     self.counters.swaps += 1

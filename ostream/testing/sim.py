@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ostream.testing.behaviours import (
@@ -38,7 +38,7 @@ class Sim:
     (``OLLAMA_MAX_LOADED_MODELS``); ``load_time`` and ``unload_time`` in seconds;
     ``reply_tokens``: each reply's length is drawn uniformly from this range by a
     generator seeded with ``seed``, the model and the prompt (so a run is reproducible);
-    ``options.num_predict`` caps it."""
+    ``options.num_predict`` caps it; ``size``: the bytes /api/tags and /api/ps report."""
 
     parallel: int = 1
     max_queue: int = 512
@@ -66,7 +66,6 @@ class Simulator:
         self.sim = sim
         self.models = [full_name(m) for m in sim.models]
         self._slow = 1.0
-        self._lock = threading.Lock()
         self._counters = Counters(busy=[0.0] * max(sim.parallel, 1))
         self.scheduler = Scheduler(
             parallel=sim.parallel,
@@ -90,23 +89,13 @@ class Simulator:
         self._slow = factor
 
     def count_rejected(self) -> None:
-        with self.scheduler._cond:
+        with self.scheduler.cond:
             self._counters.requests += 1
             self._counters.rejected += 1
 
     def counters(self) -> Counters:
-        with self.scheduler._cond:
-            c = self._counters
-            return Counters(
-                c.requests,
-                c.served,
-                c.tokens,
-                c.prompt_tokens,
-                c.loads,
-                c.swaps,
-                c.rejected,
-                list(c.busy),
-            )
+        with self.scheduler.cond:
+            return replace(self._counters, busy=list(self._counters.busy))
 
     def stop(self) -> None:
         self.scheduler.stop()
@@ -126,7 +115,7 @@ class Simulator:
     ) -> Reply:
         """The reply of a generation request (`kind`: generate, chat or embed) once it has
         a slot; `wait` blocks until the event is set, raising if the client leaves."""
-        with self.scheduler._cond:
+        with self.scheduler.cond:
             self._counters.requests += 1
         ticket = self.scheduler.submit(full_name(model))
         if ticket is None:
@@ -139,7 +128,7 @@ class Simulator:
         reply, tokens, prompt_tokens = self._timed(kind, req, model, text, ticket)
 
         def end(outcome: str) -> None:
-            with self.scheduler._cond:
+            with self.scheduler.cond:
                 if outcome in (DONE, CLOSED):
                     self._counters.served += 1
                     self._counters.tokens += tokens
