@@ -416,7 +416,7 @@ def test_try_it_without_ollama_shows_what_it_says(readme_runs: dict[int, Run]) -
     [line] = [n for n, _, code in SH_BLOCKS if "python3 -m ostream.testing" in code]
     run = readme_runs[line]
     assert run.out.startswith("echo: Why is the sky blue?"), run.out
-    statuses = re.findall(r"^exit status: (\d+)$", run.out, flags=re.MULTILINE)
+    statuses = re.findall(r" \(exit status: (\d+)\)$", run.out, flags=re.MULTILINE)
     assert statuses == ["130", "141", "4"], run.out + run.err
     assert "model 'nosuch' not found" in run.out
 
