@@ -478,6 +478,16 @@ def test_readme_example_runs(readme_runs: dict[int, Run], line: int, info: str, 
         assert _expected_output(code) in run.out, shown
 
 
+def test_try_it_without_ollama_shows_what_it_says(readme_runs: dict[int, Run]) -> None:
+    """The demo starts its own fake: a streamed answer, then Ctrl-C, `| head`, a missing model."""
+    [line] = [n for n, _, code in SH_BLOCKS if "python3 -m ostream.testing" in code]
+    run = readme_runs[line]
+    assert run.out.startswith("echo: Why is the sky blue?"), run.out
+    statuses = re.findall(r" \(exit status: (\d+)\)$", run.out, flags=re.MULTILINE)
+    assert statuses == ["130", "141", "4"], run.out + run.err
+    assert "model 'nosuch' not found" in run.out
+
+
 def test_the_man_page_is_installed_with_the_package() -> None:
     tomllib = pytest.importorskip("tomllib")
     root = Path(__file__).resolve().parent.parent
