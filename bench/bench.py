@@ -38,7 +38,7 @@ ROOT = BENCH.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.fake_ollama import (  # noqa: E402
+from ostream.testing import (  # noqa: E402
     CONTEXT,
     Event,
     FakeOllama,

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 _ROOT = str(Path(__file__).resolve().parent.parent)
-if _ROOT not in sys.path:  # make `tests.fake_ollama` importable under any import mode
+if _ROOT not in sys.path:  # make `tests.proc` and friends importable under any import mode
     sys.path.insert(0, _ROOT)
 
-from tests.fake_ollama import FakeOllama  # noqa: E402
+# The fake Ollama server and its `fake_ollama` fixture (a started FakeOllama).
+pytest_plugins = ["ostream.testing"]
 
 # A suite started in the background by a non-interactive shell (`cmd &`, some CI runners)
 # inherits SIGINT ignored, and exec() passes an ignored signal on to every ostream the tests
@@ -24,10 +22,3 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-@pytest.fixture
-def fake_ollama() -> Iterator[FakeOllama]:
-    """A started fake Ollama server (see tests/fake_ollama.py), stopped afterwards."""
-    with FakeOllama() as server:
-        yield server

@@ -9,7 +9,7 @@ from typer.testing import CliRunner, Result
 
 from ostream.cli import app
 from ostream.output import Streams, Writer
-from tests.fake_ollama import FakeOllama
+from ostream.testing import FakeOllama
 
 runner = CliRunner()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ostream import __version__
-from tests.fake_ollama import FakeOllama, Reply, Send, chat_chunks, error_reply, gen_chunks, ndjson
+from ostream.testing import FakeOllama, Reply, Send, chat_chunks, error_reply, gen_chunks, ndjson
 from tests.inproc import invoke, sent
 
 

@@ -13,7 +13,7 @@ import pytest
 from ostream import client as client_module
 from ostream.client import Client
 from ostream.errors import ConnectError
-from tests.fake_ollama import FakeOllama, Reply, Send, ndjson
+from ostream.testing import FakeOllama, Reply, Send, ndjson
 from tests.proc import ROOT, closed_port, env_for, run
 
 
@@ -90,7 +90,7 @@ def test_retry_after_lengthens_the_wait_up_to_the_cap() -> None:
 
 
 def test_retry_after_is_read_from_the_server(fake_ollama: FakeOllama) -> None:
-    from tests.fake_ollama import Reply
+    from ostream.testing import Reply
 
     for value in ("1.5", "Wed, 21 Oct 2015 07:28:00 GMT", "-3"):
         fake_ollama.script(Reply(status=503, headers={"Retry-After": value}), path="/x")

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ostream.cli import app
-from tests.fake_ollama import (
+from ostream.testing import (
     Event,
     FakeOllama,
     Reply,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import Result
 
-from tests.fake_ollama import FakeOllama, Reply, Send, ndjson
+from ostream.testing import FakeOllama, Reply, Send, ndjson
 from tests.inproc import invoke, sent
 from tests.proc import env_for, run
 

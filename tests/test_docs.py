@@ -3,7 +3,7 @@
 The commands, options and arguments are walked on the Click objects Typer builds
 (`typer.main.get_command(app)`); the rendered `--help` is read in-process through
 CliRunner only for what is about its rendering. The README's ```sh blocks are run
-in bash against tests/fake_ollama.py (```console blocks are not run); a block
+in bash against ostream.testing (```console blocks are not run); a block
 fenced as ```sh exit=N must exit N instead of 0.
 """
 
@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 import ostream
 from ostream.cli import app
 from ostream.errors import ExitCode
-from tests.fake_ollama import ECHO_PREFIX, FakeOllama
+from ostream.testing import ECHO_PREFIX, FakeOllama
 
 ROOT = Path(__file__).resolve().parent.parent
 MAN = ROOT / "man" / "ostream.1"

@@ -12,7 +12,7 @@ import pytest
 
 from ostream.cli import main
 from ostream.environment import Environment
-from tests.fake_ollama import CONTROL_TEXT, ECHO_PREFIX, THINK_TEXT, FakeOllama, text_reply
+from ostream.testing import CONTROL_TEXT, ECHO_PREFIX, THINK_TEXT, FakeOllama, text_reply
 
 RED_ERROR = b"\x1b[1;31mostream: error:\x1b[0m "
 

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from ostream.cli import app
 from ostream.history import replaceable
-from tests.fake_ollama import FakeOllama
+from ostream.testing import FakeOllama
 from tests.proc import ROOT, env_for
 
 runner = CliRunner()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_ollama import FakeOllama
+from ostream.testing import FakeOllama
 from tests.proc import env_for
 
 # Runs ostream as `python -m ostream ARGS` would, then reports the modules it loaded.

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from ostream.cli import app
 from ostream.errors import UsageError
 from ostream.inputs import PIECE, limit, read_all
-from tests.fake_ollama import FakeOllama
+from ostream.testing import FakeOllama
 from tests.proc import assert_quiet_stderr, env_for, spawn
 
 runner = CliRunner()

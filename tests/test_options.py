@@ -18,7 +18,7 @@ from ostream.options import (
     parse_think,
     read_images,
 )
-from tests.fake_ollama import FakeOllama
+from ostream.testing import FakeOllama
 from tests.proc import run
 
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.fake_ollama import FakeOllama
+from ostream.testing import FakeOllama
 from tests.proc import assert_quiet_stderr, closed_port, dead_pipe, run
 
 # --- stdout or stderr closed at the start --------------------------------------------------

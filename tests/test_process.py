@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from tests.fake_ollama import FakeOllama, Reply, Send, Wait, gen_chunks, ndjson
+from ostream.testing import FakeOllama, Reply, Send, Wait, gen_chunks, ndjson
 from tests.proc import (
     LEAVE,
     assert_quiet_stderr,
@@ -153,7 +153,7 @@ def test_control_characters_are_visible_on_a_terminal(fake_ollama: FakeOllama) -
 def test_an_error_after_an_unfinished_line_starts_its_own_line_on_a_terminal(
     fake_ollama: FakeOllama,
 ) -> None:
-    from tests.fake_ollama import text_reply
+    from ostream.testing import text_reply
 
     fake_ollama.script(text_reply(500, "oops"), path="/api/tags")
     master, slave = pty.openpty()

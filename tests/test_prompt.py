@@ -8,7 +8,7 @@ import pytest
 
 from ostream.errors import UsageError
 from ostream.prompt import assemble, read_stdin
-from tests.fake_ollama import FakeOllama
+from ostream.testing import FakeOllama
 from tests.proc import run
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_ollama import Drop, FakeOllama, Reply, Send, error_reply, text_reply
+from ostream.testing import Drop, FakeOllama, Reply, Send, error_reply, text_reply
 from tests.inproc import invoke
 from tests.proc import run
 

@@ -14,7 +14,7 @@ import pytest
 
 from ostream.errors import Stop
 from ostream.signals import WAKE, reader_watch
-from tests.fake_ollama import FakeOllama, Reply, Send, Stall, ndjson
+from ostream.testing import FakeOllama, Reply, Send, Stall, ndjson
 from tests.proc import (
     LEAVE,
     closed_port,

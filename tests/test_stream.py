@@ -13,8 +13,8 @@ from ostream.errors import ProtocolError, ServerError
 from ostream.output import Streams, Writer, format_stats, visible
 from ostream.raw import copy_response
 from ostream.stream import Streamer
+from ostream.testing import FakeOllama, Reply, Send, gen_chunks
 from tests import proc
-from tests.fake_ollama import FakeOllama, Reply, Send, gen_chunks
 from tests.inproc import err, make_writer, out
 
 
