@@ -63,7 +63,8 @@ class RawResponse:
 
 
 def copy_response(chunks: Iterable[bytes], writer: Writer, *, ndjson: bool = False) -> RawResponse:
-    """Copy a body to stdout byte for byte, whole lines at a time as they arrive.
+    """Copy a body to stdout byte for byte (on a terminal, safely: Writer.body), whole
+    lines at a time as they arrive.
 
     When the connection breaks, the part of a line already received is written too.
     An `ndjson` body (the streaming endpoints) also has each line checked as JSON.
@@ -75,7 +76,7 @@ def copy_response(chunks: Iterable[bytes], writer: Writer, *, ndjson: bool = Fal
             block = framer.feed(data)
             if block is None:
                 continue
-            writer.raw(block + b"\n")
+            writer.body(block + b"\n")
             if response.error is None and b'"error"' in block:
                 response.error = _find_error(block)
             if ndjson and response.bad is None:
@@ -83,10 +84,10 @@ def copy_response(chunks: Iterable[bytes], writer: Writer, *, ndjson: bool = Fal
             _note_last_line(response, block)
     except Exception as exc:
         if not isinstance(exc, BrokenPipeError):
-            writer.raw(framer.rest())
+            writer.body(framer.rest())
         raise
     response.tail = framer.rest()
-    writer.raw(response.tail)
+    writer.body(response.tail)
     if response.error is None and b'"error"' in response.tail:
         response.error = _find_error(response.tail)
     if ndjson and response.bad is None:
