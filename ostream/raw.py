@@ -30,12 +30,15 @@ def request_body(data: str | None, stdin: Any) -> bytes | None:
         except UnicodeEncodeError:
             raise UsageError("-d: the body is not valid UTF-8") from None
     if body is not None:
+        # Unasked-for stdin (a `while read` loop's input, say) is the likely mistake.
+        hint = "; it was read from stdin, which is not a terminal: give -d, or </dev/null"
+        hint = hint if data is None else ""
         try:
             strict_json(body.decode("utf-8"))  # not bytes: json.loads would take UTF-16
         except UnicodeDecodeError:
-            raise UsageError("the request body is not valid UTF-8") from None
+            raise UsageError("the request body is not valid UTF-8" + hint) from None
         except ValueError as exc:
-            raise UsageError(f"the request body is not valid JSON: {exc}") from None
+            raise UsageError(f"the request body is not valid JSON: {exc}{hint}") from None
     return body
 
 

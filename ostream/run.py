@@ -101,7 +101,10 @@ def raw_request(target: Target, method: str, path: str, body: bytes | None, writ
             ndjson = "ndjson" in response.content_type and response.status < 300
             copied = copy_response(chunks(), writer, ndjson=ndjson)
             if response.status >= 300:
-                raise error_for_status(response, bytes(head), model=None)
+                error = error_for_status(response, bytes(head), model=_model_of(body))
+                if response.status == 405 and body is None:
+                    error.message += "; no body was given, so this was a GET: give -d JSON"
+                raise error
             if copied.error is not None:
                 raise ServerError(copied.error)
             if copied.unfinished():
@@ -110,6 +113,13 @@ def raw_request(target: Target, method: str, path: str, body: bytes | None, writ
                 raise copied.bad
     finally:
         client.close()
+
+
+def _model_of(body: bytes | None) -> str | None:
+    """The model a raw request names, for a 404's `ollama pull` hint."""
+    obj = json_object(body) if body else None
+    model = obj.get("model") if obj is not None else None
+    return model if isinstance(model, str) and model else None
 
 
 def raise_for_status(response: Response, writer: Writer, *, model: str, jsonl: bool) -> None:

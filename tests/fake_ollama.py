@@ -888,6 +888,9 @@ class FakeOllama:
             ("HEAD", "/"): lambda r: text_reply(200, "Ollama is running"),
         }
         route = routes.get((rec.method, rec.path))
+        if route is None and any(path == rec.path for _, path in routes):
+            # Ollama's router sets HandleMethodNotAllowed: a known path, another method.
+            return text_reply(405, "405 method not allowed", "text/plain")
         if route is None:
             return text_reply(404, "404 page not found", "text/plain")
         return route(rec)

@@ -406,7 +406,8 @@ def test_html_and_unknown_path(fake_ollama: FakeOllama) -> None:
     assert body == b"<html><body><h1>502 Bad Gateway</h1></body></html>"
     status, headers, body = request(fake_ollama.url, "GET", "/api/nope")
     assert (status, headers["content-type"], body) == (404, "text/plain", b"404 page not found")
-    assert request(fake_ollama.url, "GET", "/api/generate")[0] == 404  # wrong method, like Gin
+    # Wrong method on a known path: 405, as Ollama's router answers (HandleMethodNotAllowed).
+    assert request(fake_ollama.url, "GET", "/api/generate")[0] == 405
 
 
 def test_bad_requests(fake_ollama: FakeOllama) -> None:

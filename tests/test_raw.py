@@ -80,3 +80,40 @@ def test_a_text_body_into_a_pipe_is_byte_for_byte(fake_ollama: FakeOllama) -> No
     result = run(["raw", "/api/tags"], fake_ollama.url)
     assert result.returncode == 1
     assert result.stdout == ESCAPES.encode()
+
+
+# --------------------------------------------------------------------------- bodies and hints
+
+
+def test_a_body_taken_from_stdin_that_is_not_json_says_where_it_came_from(
+    fake_ollama: FakeOllama,
+) -> None:
+    env = environment(fake_ollama.url, stdin=b"line from a while-read loop\n")
+    assert main(["raw"], env=env) == 2
+    message = err(env).decode()
+    assert "not valid JSON" in message
+    assert "read from stdin, which is not a terminal: give -d, or </dev/null" in message
+    assert fake_ollama.requests == []
+
+
+def test_a_body_given_with_d_that_is_not_json_has_no_stdin_hint(fake_ollama: FakeOllama) -> None:
+    env = environment(fake_ollama.url, stdin=b"nope")
+    assert main(["raw", "-d", "-"], env=env) == 2
+    assert b"not valid JSON" in err(env)
+    assert b"stdin, which" not in err(env)
+
+
+def test_bare_raw_on_a_terminal_hints_at_d(fake_ollama: FakeOllama) -> None:
+    env = environment(fake_ollama.url, stdin=b"", stdin_tty=True)
+    assert main(["raw"], env=env) == 1
+    assert fake_ollama.requests[-1].method == "GET"
+    assert out(env) == b"405 method not allowed"
+    assert b"HTTP 405" in err(env)
+    assert b"no body was given, so this was a GET: give -d JSON" in err(env)
+
+
+def test_raws_missing_model_carries_the_pull_hint(fake_ollama: FakeOllama) -> None:
+    env = environment(fake_ollama.url)
+    assert main(["raw", "-d", '{"model":"missing","prompt":"x"}'], env=env) == 4
+    assert err(env) == b"ostream: error: model 'missing' not found; try: ollama pull missing\n"
+    assert b"not found" in out(env)  # the body itself still goes to stdout
