@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ostream.client import Client, Response
+from ostream.client import Client, Response, RetryNotice
 from ostream.errors import ProtocolError, ServerError, UsageError
 from ostream.ndjson import json_object
 from ostream.output import Writer, format_stats
@@ -29,9 +29,23 @@ class Target:
     timeout: float | None = None
     retries: int = 2
 
-    def client(self) -> Client:
+    def client(self, writer: Writer | None = None) -> Client:
+        """The client; with a `writer` whose stderr is a terminal, waits for a retry
+        are announced there (`busy (HTTP 503), retrying in 8 s (1/2)`)."""
+
+        notice: RetryNotice | None = None
+        if writer is not None and writer.streams.stderr_tty:
+            info = writer.info
+
+            def notice(why: str, wait: float, attempt: int, retries: int) -> None:
+                info(f"ostream: {why}, retrying in {wait:g} s ({attempt}/{retries})\n")
+
         return Client(
-            self.base_url, api_key=self.api_key, timeout=self.timeout, retries=self.retries
+            self.base_url,
+            api_key=self.api_key,
+            timeout=self.timeout,
+            retries=self.retries,
+            on_retry=notice,
         )
 
 
@@ -53,7 +67,7 @@ def stream_answer(
         raise UsageError("an argument or a file holds text that is not valid UTF-8") from None
     except ValueError as exc:  # NaN or an infinity that slipped through
         raise UsageError(f"the request cannot be sent as JSON: {exc}") from None
-    client = target.client()
+    client = target.client(writer)
     try:
         with (
             reader_watch(writer.streams.stdout),
@@ -87,7 +101,7 @@ def stream_answer(
 
 def raw_request(target: Target, method: str, path: str, body: bytes | None, writer: Writer) -> None:
     """Send `body` as it is and copy the answer to stdout byte for byte."""
-    client = target.client()
+    client = target.client(writer)
     try:
         with reader_watch(writer.streams.stdout), client.open(method, path, body) as response:
             head = bytearray()  # the start of an error answer, for the message

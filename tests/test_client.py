@@ -139,3 +139,39 @@ def test_backoff_is_capped() -> None:
     client.retries = 9
     assert client.open("GET", "/").status == 200
     assert sleeps == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0]
+
+
+def test_each_wait_for_a_retry_is_announced_to_the_callback(fake_ollama: FakeOllama) -> None:
+    from tests.fake_ollama import Reply, Send
+
+    for _ in range(2):
+        busy = Reply(503, "application/json", [Send(b'{"error":"busy"}')], content_length=True)
+        busy.headers["Retry-After"] = "8"
+        fake_ollama.script(busy)
+    notices: list[tuple[str, float, int, int]] = []
+    sleeps: list[float] = []
+    client = Client(
+        fake_ollama.url,
+        retries=2,
+        sleep=sleeps.append,
+        on_retry=lambda *notice: notices.append(notice),
+    )
+    with client.open("POST", "/api/generate", b'{"model":"m","prompt":"x"}') as response:
+        assert response.status == 200
+    assert notices == [("busy (HTTP 503)", 8.0, 1, 2), ("busy (HTTP 503)", 8.0, 2, 2)]
+    assert sleeps == [8.0, 8.0]
+
+
+def test_a_refused_connection_retried_is_announced_with_its_cause() -> None:
+    from tests.test_messages import closed_port
+
+    notices: list[tuple[str, float, int, int]] = []
+    client = Client(
+        f"http://127.0.0.1:{closed_port()}",
+        retries=1,
+        sleep=lambda _: None,
+        on_retry=lambda *notice: notices.append(notice),
+    )
+    with pytest.raises(ConnectError):
+        client.open("GET", "/api/tags")
+    assert notices == [("cannot connect (connection refused)", 0.25, 1, 1)]

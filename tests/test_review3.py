@@ -313,7 +313,8 @@ def test_tls_failure_is_one_short_reason(fake_ollama: FakeOllama) -> None:
     assert result.returncode == 3
     assert (
         result.stderr
-        == f"ostream: error: TLS failure connecting to {url}: wrong version number\n".encode()
+        == f"ostream: error: TLS failure connecting to {url}: wrong version number;"
+        f" the server speaks plain http? try {fake_ollama.url}\n".encode()
     )
 
 
