@@ -173,14 +173,15 @@ def generate(
 
         target = _target(env, host, timeout, retries)
         body = _common_body(env, model, option, format, think, keep_alive)
-        text = _prompt(env, prompt)
+        images = [str(p) for p in image or []]
+        text = _prompt(env, prompt, use_stdin="-" not in images)  # else stdin is an image
         if text is None:
             raise UsageError("no prompt: give PROMPT words or pipe text on stdin")
         body["prompt"] = text
         if system is not None:
             body["system"] = system
-        if image:
-            body["images"] = read_images([str(p) for p in image])
+        if images:
+            body["images"] = read_images(images, env.piped_stdin)
         stream_answer(
             target,
             "generate",
@@ -200,8 +201,8 @@ def chat(
     message: MessageWords = None,
     model: Model = None,
     system: System = None,
-    history: Annotated[
-        Path | None,
+    history_name: Annotated[
+        str | None,  # not Path: Path("") would be ".", and the empty name must be refused
         typer.Option(
             "--history",
             metavar="FILE",
@@ -244,17 +245,21 @@ def chat(
         from ostream.options import load_tools, read_images
         from ostream.run import stream_answer
 
-        if history is not None and messages is not None:
+        if history_name is not None and messages is not None:
             raise UsageError("--history and --messages cannot be used together")
+        history = _history_path(history_name)
+        images = [str(p) for p in image or []]
+        if "-" in images and messages == "-":
+            raise UsageError("--image - and --messages - cannot both read stdin")
         target = _target(env, host, timeout, retries)
         body = _common_body(env, model, option, format, think, keep_alive)
         conversation = load_conversation(messages, history, env.piped_stdin)
-        text = _prompt(env, message, use_stdin=messages != "-")
+        text = _prompt(env, message, use_stdin=messages != "-" and "-" not in images)
         if text is None and not conversation:
             raise UsageError("nothing to send: the conversation is empty and no MESSAGE given")
         if text is None and messages is None:
             raise UsageError("no message: give MESSAGE words or pipe text on stdin")
-        turn = user_turn(text, read_images([str(p) for p in image]) if image else [])
+        turn = user_turn(text, read_images(images, env.piped_stdin) if images else [])
         prefix = [{"role": "system", "content": system}] if system is not None else []
         body["messages"] = prefix + conversation + turn
         if tools is not None:
@@ -276,6 +281,18 @@ def chat(
                 raise UsageError(f"--history: cannot write {history}: {exc}") from None
 
     _run(ctx, action)
+
+
+def _history_path(name: str | None) -> Path | None:
+    """--history's file; `-` and the empty name are refused rather than taken literally."""
+    if name == "":
+        raise UsageError("--history: the file name is empty")
+    if name == "-":
+        raise UsageError(
+            "--history takes a file that is read and then appended to, not - (stdin);"
+            " for a conversation on stdin use --messages -, for a file named - write ./-"
+        )
+    return Path(name) if name is not None else None
 
 
 @app.command()

@@ -104,14 +104,27 @@ def load_tools(path: str) -> list[Any]:
     return tools
 
 
-def read_images(paths: list[str]) -> list[str]:
+def read_images(paths: list[str], stdin: Any = None) -> list[str]:
+    """The images, base64; a path of `-` is the image piped on `stdin` (once only)."""
+    if paths.count("-") > 1:
+        raise UsageError("--image - can be given only once: stdin holds one image")
     images = []
     for path in paths:
-        data = read_bytes(path, "--image")
+        data = _read_stdin_bytes(stdin) if path == "-" else read_bytes(path, "--image")
         if not data:
-            raise UsageError(f"--image: {path} is empty")
+            raise UsageError(f"--image: {'stdin' if path == '-' else path} is empty")
         images.append(base64.b64encode(data).decode("ascii"))
     return images
+
+
+def _read_stdin_bytes(stdin: Any) -> bytes:
+    if stdin is None or stdin.isatty():
+        raise UsageError("--image -: stdin is a terminal or closed; pipe the image in")
+    try:
+        data: bytes = getattr(stdin, "buffer", stdin).read()
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--image -: cannot read stdin: {exc}") from None
+    return data
 
 
 def read_bytes(path: str, what: str) -> bytes:

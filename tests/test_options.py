@@ -16,6 +16,7 @@ from ostream.options import (
     parse_think,
     read_images,
 )
+from tests.fake_ollama import FakeOllama
 
 
 def test_option_values_are_json_when_they_parse_else_strings() -> None:
@@ -156,3 +157,50 @@ def test_tools_file_must_be_a_json_array(tmp_path: Path) -> None:
     bad.write_text('{"type":"function"}')
     with pytest.raises(UsageError):
         load_tools(str(bad))
+
+
+# --------------------------------------------------------------------------- --image -
+
+
+def test_image_dash_reads_the_image_from_stdin_and_stdin_is_not_the_prompt(
+    fake_ollama: FakeOllama,
+) -> None:
+    from ostream.cli import main
+    from tests.test_environment import environment
+
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    env = environment(fake_ollama.url, stdin=png)
+    assert main(["generate", "-m", "m", "--image", "-", "describe"], env=env) == 0
+    sent = fake_ollama.requests[-1].json
+    assert sent["images"] == [base64.b64encode(png).decode()]
+    assert sent["prompt"] == "describe"
+    env = environment(fake_ollama.url, stdin=png)
+    assert main(["chat", "-m", "m", "--image", "-", "describe"], env=env) == 0
+    (message,) = fake_ollama.requests[-1].json["messages"]
+    assert message["images"] == [base64.b64encode(png).decode()]
+    assert message["content"] == "describe"
+
+
+def test_image_dash_twice_or_with_messages_dash_is_a_usage_error(fake_ollama: FakeOllama) -> None:
+    from ostream.cli import main
+    from tests.test_environment import environment, err
+
+    env = environment(fake_ollama.url, stdin=b"img")
+    assert main(["generate", "-m", "m", "--image", "-", "--image", "-", "x"], env=env) == 2
+    assert b"--image - can be given only once" in err(env)
+    env = environment(fake_ollama.url, stdin=b"img")
+    assert main(["chat", "-m", "m", "--image", "-", "--messages", "-", "x"], env=env) == 2
+    assert b"cannot both read stdin" in err(env)
+    assert fake_ollama.requests == []
+
+
+def test_image_dash_needs_a_piped_stdin(fake_ollama: FakeOllama) -> None:
+    from ostream.cli import main
+    from tests.test_environment import environment, err
+
+    env = environment(fake_ollama.url, stdin=b"", stdin_tty=True)
+    assert main(["generate", "-m", "m", "--image", "-", "x"], env=env) == 2
+    assert b"--image -: stdin is a terminal or closed" in err(env)
+    env = environment(fake_ollama.url, stdin=b"")
+    assert main(["generate", "-m", "m", "--image", "-", "x"], env=env) == 2
+    assert b"--image: stdin is empty" in err(env)
