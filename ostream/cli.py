@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from ostream import __version__
+from ostream.arguments import argument_text
 from ostream.click_adapter import OstreamGroup
 from ostream.environment import Environment
 from ostream.errors import FAILURES, ExitCode, UsageError
@@ -124,11 +125,13 @@ def _common_body(
     name = model or env.environ.get("OSTREAM_MODEL")
     if not name:
         raise UsageError("no model: pass -m NAME or set OSTREAM_MODEL")
-    body: dict[str, Any] = {"model": name, "stream": True}
+    body: dict[str, Any] = {"model": argument_text(name, "the model name"), "stream": True}
     if options:
-        body["options"] = parse.parse_options(options)
+        body["options"] = parse.parse_options([argument_text(o, "-o") for o in options])
     if fmt is not None:
-        body["format"] = parse.parse_format(fmt)
+        body["format"] = parse.parse_format(
+            fmt if fmt.startswith("@") else argument_text(fmt, "--format")
+        )
     if think is not None:
         body["think"] = parse.parse_think(think)
     if keep_alive is not None:
@@ -140,7 +143,7 @@ def _prompt(env: Environment, words: list[str] | None, *, use_stdin: bool = True
     from ostream.prompt import assemble, read_stdin
 
     piped = read_stdin(env.piped_stdin) if use_stdin else None
-    return assemble(piped, words or [])
+    return assemble(piped, [argument_text(word, "a word of the prompt") for word in words or []])
 
 
 @app.command()
@@ -179,7 +182,7 @@ def generate(
             raise UsageError("no prompt: give PROMPT words or pipe text on stdin")
         body["prompt"] = text
         if system is not None:
-            body["system"] = system
+            body["system"] = argument_text(system, "-s")
         if images:
             body["images"] = read_images(images, env.piped_stdin)
         stream_answer(
@@ -260,7 +263,9 @@ def chat(
         if text is None and messages is None:
             raise UsageError("no message: give MESSAGE words or pipe text on stdin")
         turn = user_turn(text, read_images(images, env.piped_stdin) if images else [])
-        prefix = [{"role": "system", "content": system}] if system is not None else []
+        prefix = []
+        if system is not None:
+            prefix = [{"role": "system", "content": argument_text(system, "-s")}]
         body["messages"] = prefix + conversation + turn
         if tools is not None:
             body["tools"] = load_tools(str(tools))
@@ -331,7 +336,10 @@ def raw(
         from ostream.run import raw_request
 
         target = _target(env, host, timeout, retries)
-        body = request_body(data, env.piped_stdin)
+        if data is not None and data != "-" and not data.startswith("@"):
+            body = request_body(argument_text(data, "-d"), env.piped_stdin)
+        else:
+            body = request_body(data, env.piped_stdin)
         verb = (method or ("POST" if body is not None else "GET")).upper()
         if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", verb):
             raise UsageError(f"-X: {method!r} is not an HTTP method")
