@@ -184,7 +184,9 @@ def test_raw_data_that_is_not_utf8_is_a_usage_error(fake_ollama: FakeOllama) -> 
         timeout=30,
     )
     assert result.returncode == 2
-    assert result.stderr == b"ostream: error: -d: the body is not valid UTF-8\n"
+    assert result.stderr == (
+        b"ostream: error: -d is not valid UTF-8 (arguments are read as UTF-8 whatever the locale)\n"
+    )
     assert fake_ollama.requests == []
 
 
