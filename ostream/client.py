@@ -41,9 +41,12 @@ class _Unreachable(ConnectError):
 class Response:
     """A streaming response whose connection is closed by `close()`, at once."""
 
-    def __init__(self, response: requests.Response, url: str, timeout: float | None) -> None:
+    def __init__(
+        self, response: requests.Response, url: str, timeout: float | None, *, via: str = ""
+    ) -> None:
         self._response = response
         self.url = url
+        self.via = via  # " through the proxy ..." when a proxy carried the request
         self.status: int = response.status_code
         self.reason: str = response.reason or ""
         self.location: str = response.headers.get("location", "")
@@ -197,7 +200,7 @@ class Client:
                     "cannot connect to", f"no answer within {connect:g}s", url, retry=False
                 ) from None
             raise Timeout(
-                f"timed out after {connect:g}s connecting to {self.base_url}{_via(url)}"
+                f"timed out after {connect:g}s connecting to {self.base_url}{self._via(url)}"
             ) from None
         except requests.exceptions.ReadTimeout:
             raise Timeout(
@@ -218,7 +221,11 @@ class Client:
             raise UsageError("OLLAMA_API_KEY is not a valid HTTP header value") from None
         except requests.exceptions.InvalidURL as exc:
             raise ConnectError(f"invalid URL {url}: {exc}", retry=False) from None
-        return Response(response, url, self.timeout)
+        return Response(response, url, self.timeout, via=self._via(url))
+
+    def _via(self, url: str) -> str:
+        """` through the proxy P (from VARIABLE)` when `url` goes through one, else ""."""
+        return _via(url) if self._session is not None and self._session.trust_env else ""
 
     def _connect_error(
         self, what: str, reason: str, url: str, *, retry: bool = True
@@ -226,7 +233,7 @@ class Client:
         """`what` the server failed for `reason`, with the hint that fits: the proxy in
         the way, `ollama serve` for a refusal, http:// for a server that speaks it."""
         message = f"{what} {self.base_url}: {reason}"
-        via = _via(url) if self._session is not None and self._session.trust_env else ""
+        via = self._via(url)
         if via:
             message = f"{what} {self.base_url}{via}: {reason} (NO_PROXY bypasses the proxy)"
         elif reason == "connection refused":

@@ -86,3 +86,20 @@ def test_raw_tells_of_a_retry_too(fake_ollama: FakeOllama) -> None:
     env = environment(fake_ollama.url, stderr_tty=True)
     assert main(["raw", "-d", '{"model":"busy-once","prompt":"x"}'], env=env) == 0
     assert err(env).startswith(b"ostream: busy (HTTP 503), retrying in 0.25 s (1/2)\n")
+
+
+def test_an_error_answer_that_came_through_a_proxy_says_so(
+    fake_ollama: FakeOllama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fake_ollama import text_reply
+
+    monkeypatch.setenv("http_proxy", fake_ollama.url)  # the fake stands in for the proxy
+    fake_ollama.script(text_reply(502, "<html>Bad Gateway</html>", "text/html"))
+    env = environment("http://ollama.invalid:11434")
+    assert main(["generate", "-m", "m", "x"], env=env) == 1
+    port = fake_ollama.url.rsplit(":", 1)[1]
+    assert err(env).decode() == (
+        "ostream: error: HTTP 502 Bad Gateway from http://ollama.invalid:11434/api/generate"
+        f" through the proxy http://127.0.0.1:{port} (from http_proxy):"
+        " '<html>Bad Gateway</html>'\n"
+    )
