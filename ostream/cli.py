@@ -343,7 +343,7 @@ def raw(
         verb = (method or ("POST" if body is not None else "GET")).upper()
         if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", verb):
             raise UsageError(f"-X: {method!r} is not an HTTP method")
-        raw_request(target, verb, path, body, writer)
+        raw_request(target, verb, path, body, writer, method_chosen=method is not None)
 
     _run(ctx, action)
 

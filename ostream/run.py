@@ -99,8 +99,17 @@ def stream_answer(
     return reply
 
 
-def raw_request(target: Target, method: str, path: str, body: bytes | None, writer: Writer) -> None:
-    """Send `body` as it is and copy the answer to stdout byte for byte."""
+def raw_request(
+    target: Target,
+    method: str,
+    path: str,
+    body: bytes | None,
+    writer: Writer,
+    *,
+    method_chosen: bool = True,
+) -> None:
+    """Send `body` as it is and copy the answer to stdout byte for byte; `method_chosen`
+    False: the method follows from the body (a 405 to a bodiless GET then hints at -d)."""
     client = target.client(writer)
     try:
         with reader_watch(writer.streams.stdout), client.open(method, path, body) as response:
@@ -116,7 +125,7 @@ def raw_request(target: Target, method: str, path: str, body: bytes | None, writ
             copied = copy_response(chunks(), writer, ndjson=ndjson)
             if response.status >= 300:
                 error = error_for_status(response, bytes(head), model=_model_of(body))
-                if response.status == 405 and body is None:
+                if response.status == 405 and body is None and not method_chosen:
                     error.message += "; no body was given, so this was a GET: give -d JSON"
                 raise error
             if copied.error is not None:
@@ -132,7 +141,7 @@ def raw_request(target: Target, method: str, path: str, body: bytes | None, writ
 def _model_of(body: bytes | None) -> str | None:
     """The model a raw request names, for a 404's `ollama pull` hint."""
     obj = json_object(body) if body else None
-    model = obj.get("model") if obj is not None else None
+    model = (obj.get("model") or obj.get("name")) if obj is not None else None
     return model if isinstance(model, str) and model else None
 
 

@@ -117,3 +117,9 @@ def test_raws_missing_model_carries_the_pull_hint(fake_ollama: FakeOllama) -> No
     assert main(["raw", "-d", '{"model":"missing","prompt":"x"}'], env=env) == 4
     assert err(env) == b"ostream: error: model 'missing' not found; try: ollama pull missing\n"
     assert b"not found" in out(env)  # the body itself still goes to stdout
+
+
+def test_an_explicit_get_refused_with_405_has_no_hint(fake_ollama: FakeOllama) -> None:
+    env = environment(fake_ollama.url, stdin_tty=True)
+    assert main(["raw", "-X", "GET"], env=env) == 1
+    assert b"HTTP 405" in err(env) and b"-d" not in err(env)
