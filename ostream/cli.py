@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from ostream import __version__
+from ostream.arguments import argument_text
 from ostream.click_adapter import OstreamGroup
 from ostream.environment import Environment
 from ostream.errors import FAILURES, ExitCode, UsageError
@@ -124,11 +125,15 @@ def _common_body(
     name = model or env.environ.get("OSTREAM_MODEL")
     if not name:
         raise UsageError("no model: pass -m NAME or set OSTREAM_MODEL")
-    body: dict[str, Any] = {"model": name, "stream": True}
+    body: dict[str, Any] = {"model": argument_text(name, "the model name"), "stream": True}
     if options:
-        body["options"] = parse.parse_options(options)
+        body["options"] = parse.parse_options(
+            [argument_text(o, f"-o {o.partition('=')[0]}") for o in options]
+        )
     if fmt is not None:
-        body["format"] = parse.parse_format(fmt)
+        body["format"] = parse.parse_format(
+            fmt if fmt.startswith("@") else argument_text(fmt, "--format")
+        )
     if think is not None:
         body["think"] = parse.parse_think(think)
     if keep_alive is not None:
@@ -140,7 +145,7 @@ def _prompt(env: Environment, words: list[str] | None, *, use_stdin: bool = True
     from ostream.prompt import assemble, read_stdin
 
     piped = read_stdin(env.piped_stdin) if use_stdin else None
-    return assemble(piped, words or [])
+    return assemble(piped, [argument_text(word, "a word of the prompt") for word in words or []])
 
 
 @app.command()
@@ -173,14 +178,15 @@ def generate(
 
         target = _target(env, host, timeout, retries)
         body = _common_body(env, model, option, format, think, keep_alive)
-        text = _prompt(env, prompt)
+        images = [str(p) for p in image or []]
+        text = _prompt(env, prompt, use_stdin="-" not in images)  # else stdin is an image
         if text is None:
             raise UsageError("no prompt: give PROMPT words or pipe text on stdin")
         body["prompt"] = text
         if system is not None:
-            body["system"] = system
-        if image:
-            body["images"] = read_images([str(p) for p in image])
+            body["system"] = argument_text(system, "-s")
+        if images:
+            body["images"] = read_images(images, env.piped_stdin)
         stream_answer(
             target,
             "generate",
@@ -200,8 +206,8 @@ def chat(
     message: MessageWords = None,
     model: Model = None,
     system: System = None,
-    history: Annotated[
-        Path | None,
+    history_name: Annotated[
+        str | None,  # not Path: Path("") would be ".", and the empty name must be refused
         typer.Option(
             "--history",
             metavar="FILE",
@@ -245,18 +251,24 @@ def chat(
         from ostream.options import load_tools, read_images
         from ostream.run import stream_answer
 
-        if history is not None and messages is not None:
+        if history_name is not None and messages is not None:
             raise UsageError("--history and --messages cannot be used together")
+        history = _history_path(history_name)
+        images = [str(p) for p in image or []]
+        if "-" in images and messages == "-":
+            raise UsageError("--image - and --messages - cannot both read stdin")
         target = _target(env, host, timeout, retries)
         body = _common_body(env, model, option, format, think, keep_alive)
         conversation = load_conversation(messages, history, env.piped_stdin)
-        text = _prompt(env, message, use_stdin=messages != "-")
+        text = _prompt(env, message, use_stdin=messages != "-" and "-" not in images)
         if text is None and not conversation:
             raise UsageError("nothing to send: the conversation is empty and no MESSAGE given")
         if text is None and messages is None:
             raise UsageError("no message: give MESSAGE words or pipe text on stdin")
-        turn = user_turn(text, read_images([str(p) for p in image]) if image else [])
-        prefix = [{"role": "system", "content": system}] if system is not None else []
+        turn = user_turn(text, read_images(images, env.piped_stdin) if images else [])
+        prefix = []
+        if system is not None:
+            prefix = [{"role": "system", "content": argument_text(system, "-s")}]
         body["messages"] = prefix + conversation + turn
         if tools is not None:
             body["tools"] = load_tools(str(tools))
@@ -274,6 +286,18 @@ def chat(
             save_turn(history, [*turn, reply.message()])
 
     _run(ctx, action)
+
+
+def _history_path(name: str | None) -> Path | None:
+    """--history's file; `-` and the empty name are refused rather than taken literally."""
+    if name == "":
+        raise UsageError("--history: the file name is empty")
+    if name == "-":
+        raise UsageError(
+            "--history takes a file that is read and then appended to, not - (stdin);"
+            " for a conversation on stdin use --messages -, for a file named - write ./-"
+        )
+    return Path(name) if name is not None else None
 
 
 @app.command()
@@ -312,11 +336,14 @@ def raw(
         from ostream.run import raw_request
 
         target = _target(env, host, timeout, retries)
-        body = request_body(data, env.piped_stdin)
+        if data is not None and data != "-" and not data.startswith("@"):
+            body = request_body(argument_text(data, "-d"), env.piped_stdin)
+        else:
+            body = request_body(data, env.piped_stdin)
         verb = (method or ("POST" if body is not None else "GET")).upper()
         if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", verb):
             raise UsageError(f"-X: {method!r} is not an HTTP method")
-        raw_request(target, verb, path, body, writer)
+        raw_request(target, verb, path, body, writer, method_chosen=method is not None)
 
     _run(ctx, action)
 

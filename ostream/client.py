@@ -23,14 +23,30 @@ READ_SIZE = 1 << 16
 RETRY_STATUSES = frozenset({429, 503})
 DEFAULT_CONNECT_TIMEOUT = 10.0
 MAX_BACKOFF = 8.0
+REFUSED_HINT = "is `ollama serve` running? (--host, OLLAMA_HOST)"
+
+# Told before each wait for a retry: why (a short phrase), the seconds it will wait,
+# which retry is next and how many there can be.
+RetryNotice = Callable[[str, float, int, int], None]
+
+
+class _Unreachable(ConnectError):
+    """A ConnectError that also keeps its short cause, for a retry's notice."""
+
+    def __init__(self, message: str, reason: str, *, retry: bool = True) -> None:
+        super().__init__(message, retry=retry)
+        self.reason = reason
 
 
 class Response:
     """A streaming response whose connection is closed by `close()`, at once."""
 
-    def __init__(self, response: requests.Response, url: str, timeout: float | None) -> None:
+    def __init__(
+        self, response: requests.Response, url: str, timeout: float | None, *, via: str = ""
+    ) -> None:
         self._response = response
         self.url = url
+        self.via = via  # " through the proxy ..." when a proxy carried the request
         self.status: int = response.status_code
         self.reason: str = response.reason or ""
         self.location: str = response.headers.get("location", "")
@@ -105,6 +121,7 @@ class Client:
         retries: int = 2,
         backoff: float = 0.25,
         sleep: Callable[[float], None] = time.sleep,
+        on_retry: RetryNotice | None = None,
     ) -> None:
         self.base_url = base_url
         self.api_key = api_key
@@ -112,6 +129,7 @@ class Client:
         self.retries = retries
         self.backoff = backoff
         self._sleep = sleep
+        self._on_retry = on_retry
         self._session: requests.Session | None = None
 
     def open(self, method: str, path: str, body: bytes | None = None) -> Response:
@@ -129,12 +147,17 @@ class Client:
             except ConnectError as exc:
                 if attempt >= self.retries or not exc.retry:
                     raise
+                why = f"cannot connect ({exc.reason if isinstance(exc, _Unreachable) else exc})"
             else:
                 if response.status not in RETRY_STATUSES or attempt >= self.retries:
                     return response
                 wait = max(wait, response.retry_after)
+                why = f"busy (HTTP {response.status})"
                 response.close()
-            self._sleep(min(wait, MAX_BACKOFF))
+            wait = min(wait, MAX_BACKOFF)
+            if self._on_retry is not None:
+                self._on_retry(why, wait, attempt + 1, self.retries)
+            self._sleep(wait)
             attempt += 1
 
     def url(self, path: str) -> str:
@@ -173,22 +196,23 @@ class Client:
             )
         except requests.exceptions.ConnectTimeout:
             if self.timeout is None:  # the built-in limit, not --timeout: a host that is not there
-                raise ConnectError(
-                    f"cannot connect to {self.base_url}: no answer within {connect:g}s",
-                    retry=False,
+                raise self._connect_error(
+                    "cannot connect to", f"no answer within {connect:g}s", url, retry=False
                 ) from None
-            raise Timeout(f"timed out after {connect:g}s connecting to {self.base_url}") from None
+            raise Timeout(
+                f"timed out after {connect:g}s connecting to {self.base_url}{self._via(url)}"
+            ) from None
         except requests.exceptions.ReadTimeout:
             raise Timeout(
                 f"timed out after {self.timeout:g}s waiting for the first token from {url}"
             ) from None
         except requests.exceptions.SSLError as exc:
-            raise ConnectError(
-                f"TLS failure connecting to {self.base_url}: {_reason(exc)}", retry=False
+            raise self._connect_error(
+                "TLS failure connecting to", _reason(exc), url, retry=False
             ) from None
         except requests.exceptions.ConnectionError as exc:
             if _is_refused_or_unreachable(exc):
-                raise ConnectError(f"cannot connect to {self.base_url}: {_reason(exc)}") from None
+                raise self._connect_error("cannot connect to", _reason(exc), url) from None
             raise ProtocolError(
                 f"{self.base_url} closed the connection without answering: {_reason(exc)}"
             ) from None
@@ -197,11 +221,50 @@ class Client:
             raise UsageError("OLLAMA_API_KEY is not a valid HTTP header value") from None
         except requests.exceptions.InvalidURL as exc:
             raise ConnectError(f"invalid URL {url}: {exc}", retry=False) from None
-        return Response(response, url, self.timeout)
+        return Response(response, url, self.timeout, via=self._via(url))
+
+    def _via(self, url: str) -> str:
+        """` through the proxy P (from VARIABLE)` when `url` goes through one, else ""."""
+        return _via(url) if self._session is not None and self._session.trust_env else ""
+
+    def _connect_error(
+        self, what: str, reason: str, url: str, *, retry: bool = True
+    ) -> ConnectError:
+        """`what` the server failed for `reason`, with the hint that fits: the proxy in
+        the way, `ollama serve` for a refusal, http:// for a server that speaks it."""
+        message = f"{what} {self.base_url}: {reason}"
+        via = self._via(url)
+        if via:
+            message = f"{what} {self.base_url}{via}: {reason} (NO_PROXY bypasses the proxy)"
+        elif reason == "connection refused":
+            message += f"; {REFUSED_HINT}"
+        elif reason == "wrong version number" and self.base_url.startswith("https://"):
+            plain = "http://" + self.base_url.removeprefix("https://")
+            message += f"; the server speaks plain http? try {plain}"
+        return _Unreachable(message, reason, retry=retry)
 
     def _bearer(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"Bearer {self.api_key}"
         return request
+
+
+def _via(url: str) -> str:
+    """` through the proxy P (from VARIABLE)` when the environment sends `url` through a
+    proxy (NO_PROXY respected), else ""; a password in the proxy's URL is never shown."""
+    import os
+    from urllib.parse import urlsplit
+
+    from requests.utils import get_environ_proxies, select_proxy
+
+    proxy = select_proxy(url, get_environ_proxies(url))
+    if not proxy:
+        return ""
+    parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    shown = f"{parts.scheme}://{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    scheme = urlsplit(url).scheme
+    names = [n for s in (scheme, "all") for n in (f"{s}_proxy", f"{s.upper()}_PROXY")]
+    source = next((n for n in names if os.environ.get(n) == proxy), None)
+    return f" through the proxy {shown}" + (f" (from {source})" if source else "")
 
 
 def _seconds(value: str) -> float:

@@ -28,9 +28,6 @@ from ostream.options import raw_decode, scrub
 
 def read_history(path: Path) -> list[dict[str, Any]]:
     """The messages of a --history file; a missing file is an empty conversation."""
-    name = str(path)
-    if name == "-":  # not stdin: a file of that name would be made
-        raise UsageError("--history takes a file name, not -")
     real = os.path.realpath(path)
     directory = os.path.dirname(real)
     try:
@@ -57,7 +54,7 @@ def read_history(path: Path) -> list[dict[str, Any]]:
         raise UsageError(f"--history: cannot create files in {directory}")
     if status is None:
         return []
-    data = complete_lines(file_bytes(name, "--history"))
+    data = complete_lines(file_bytes(str(path), "--history"))
     return parse_messages(data, f"--history {path}", array=False)
 
 

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from ostream.errors import UsageError
-from ostream.inputs import file_bytes, text
+from ostream.inputs import file_bytes, piped_bytes, text
 
 THINK_LEVELS = ("low", "medium", "high", "max")
 _NUMBER = r"([0-9]+(\.[0-9]*)?|\.[0-9]+)"  # ASCII digits, no 1_0, no 1e9
@@ -150,11 +150,16 @@ def load_tools(path: str) -> list[Any]:
     return tools
 
 
-def read_images(paths: list[str]) -> list[str]:
+def read_images(paths: list[str], stdin: Any = None) -> list[str]:
+    """The images, base64; a path of `-` is the image piped on `stdin` (once only)."""
+    if paths.count("-") > 1:
+        raise UsageError("--image - can be given only once: stdin holds one image")
     images = []
     for path in paths:
-        data = file_bytes(path, "--image")
+        data = (
+            piped_bytes(stdin, "--image", "image") if path == "-" else file_bytes(path, "--image")
+        )
         if not data:
-            raise UsageError(f"--image: {path} is empty")
+            raise UsageError(f"--image: {'stdin' if path == '-' else path} is empty")
         images.append(base64.b64encode(data).decode("ascii"))
     return images

@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 
 from ostream.errors import STDOUT_CLOSED, OutputError, UsageError
 from ostream.fds import silence
-from ostream.terminal import visible
+from ostream.terminal import visible, visible_bytes
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
 
@@ -83,10 +83,11 @@ class Writer:
             data += b"\n"
         self._write_out(data)
 
-    def raw(self, data: bytes) -> None:
-        """Bytes to stdout unchanged."""
+    def body(self, data: bytes) -> None:
+        """A server's bytes (raw's response) to stdout: unchanged, except on a terminal,
+        where their control characters are shown visibly (see terminal.visible_bytes)."""
         if data:
-            self._write_out(data)
+            self._write_out(visible_bytes(data) if self._out_safe else data)
 
     def thinking(self, text: str) -> None:
         if not text:

@@ -31,12 +31,15 @@ def request_body(data: str | None, stdin: Any) -> bytes | None:
         except UnicodeEncodeError:
             raise UsageError("-d: the body is not valid UTF-8") from None
     if body is not None:
+        # Unasked-for stdin (a `while read` loop's input, say) is the likely mistake.
+        hint = "; it was read from stdin, which is not a terminal: give -d, or </dev/null"
+        hint = hint if data is None else ""
         try:
             strict_json(body.decode("utf-8"))  # not bytes: json.loads would take UTF-16
         except UnicodeDecodeError:
-            raise UsageError("the request body is not valid UTF-8") from None
+            raise UsageError("the request body is not valid UTF-8" + hint) from None
         except ValueError as exc:
-            raise UsageError(f"the request body is not valid JSON: {exc}") from None
+            raise UsageError(f"the request body is not valid JSON: {exc}{hint}") from None
     return body
 
 
@@ -64,7 +67,8 @@ class RawResponse:
 
 
 def copy_response(chunks: Iterable[bytes], writer: Writer, *, ndjson: bool = False) -> RawResponse:
-    """Copy a body to stdout byte for byte, whole lines at a time as they arrive.
+    """Copy a body to stdout byte for byte (on a terminal, safely: Writer.body), whole
+    lines at a time as they arrive.
 
     When the connection breaks, the part of a line already received is written too.
     An `ndjson` body (the streaming endpoints) also has each line checked as JSON.
@@ -76,7 +80,7 @@ def copy_response(chunks: Iterable[bytes], writer: Writer, *, ndjson: bool = Fal
             block = framer.feed(data)
             if block is None:
                 continue
-            writer.raw(block + b"\n")
+            writer.body(block + b"\n")
             if response.error is None and b'"error"' in block:
                 response.error = _find_error(block)
             if ndjson and response.bad is None:
@@ -84,10 +88,10 @@ def copy_response(chunks: Iterable[bytes], writer: Writer, *, ndjson: bool = Fal
             _note_last_line(response, block)
     except Exception as exc:
         if not isinstance(exc, BrokenPipeError):
-            writer.raw(framer.rest())
+            writer.body(framer.rest())
         raise
     response.tail = framer.rest()
-    writer.raw(response.tail)
+    writer.body(response.tail)
     if response.error is None and b'"error"' in response.tail:
         response.error = _find_error(response.tail)
     if ndjson and response.bad is None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ostream.client import Client, Response
+from ostream.client import Client, Response, RetryNotice
 from ostream.errors import ProtocolError, ServerError, UsageError
 from ostream.ndjson import json_object
 from ostream.output import Writer, format_stats
@@ -29,9 +29,23 @@ class Target:
     timeout: float | None = None
     retries: int = 2
 
-    def client(self) -> Client:
+    def client(self, writer: Writer | None = None) -> Client:
+        """The client; with a `writer` whose stderr is a terminal, waits for a retry
+        are announced there (`busy (HTTP 503), retrying in 8 s (1/2)`)."""
+
+        notice: RetryNotice | None = None
+        if writer is not None and writer.streams.stderr_tty:
+            info = writer.info
+
+            def notice(why: str, wait: float, attempt: int, retries: int) -> None:
+                info(f"ostream: {why}, retrying in {wait:g} s ({attempt}/{retries})\n")
+
         return Client(
-            self.base_url, api_key=self.api_key, timeout=self.timeout, retries=self.retries
+            self.base_url,
+            api_key=self.api_key,
+            timeout=self.timeout,
+            retries=self.retries,
+            on_retry=notice,
         )
 
 
@@ -53,7 +67,7 @@ def stream_answer(
         raise UsageError("an argument or a file holds text that is not valid UTF-8") from None
     except ValueError as exc:  # NaN or an infinity that slipped through
         raise UsageError(f"the request cannot be sent as JSON: {exc}") from None
-    client = target.client()
+    client = target.client(writer)
     try:
         with (
             reader_watch(writer.streams.stdout),
@@ -85,9 +99,18 @@ def stream_answer(
     return reply
 
 
-def raw_request(target: Target, method: str, path: str, body: bytes | None, writer: Writer) -> None:
-    """Send `body` as it is and copy the answer to stdout byte for byte."""
-    client = target.client()
+def raw_request(
+    target: Target,
+    method: str,
+    path: str,
+    body: bytes | None,
+    writer: Writer,
+    *,
+    method_chosen: bool = True,
+) -> None:
+    """Send `body` as it is and copy the answer to stdout byte for byte; `method_chosen`
+    False: the method follows from the body (a 405 to a bodiless GET then hints at -d)."""
+    client = target.client(writer)
     try:
         with reader_watch(writer.streams.stdout), client.open(method, path, body) as response:
             head = bytearray()  # the start of an error answer, for the message
@@ -101,7 +124,10 @@ def raw_request(target: Target, method: str, path: str, body: bytes | None, writ
             ndjson = "ndjson" in response.content_type and response.status < 300
             copied = copy_response(chunks(), writer, ndjson=ndjson)
             if response.status >= 300:
-                raise error_for_status(response, bytes(head), model=None)
+                error = error_for_status(response, bytes(head), model=_model_of(body))
+                if response.status == 405 and body is None and not method_chosen:
+                    error.message += "; no body was given, so this was a GET: give -d JSON"
+                raise error
             if copied.error is not None:
                 raise ServerError(copied.error)
             if copied.unfinished():
@@ -110,6 +136,13 @@ def raw_request(target: Target, method: str, path: str, body: bytes | None, writ
                 raise copied.bad
     finally:
         client.close()
+
+
+def _model_of(body: bytes | None) -> str | None:
+    """The model a raw request names, for a 404's `ollama pull` hint."""
+    obj = json_object(body) if body else None
+    model = (obj.get("model") or obj.get("name")) if obj is not None else None
+    return model if isinstance(model, str) and model else None
 
 
 def raise_for_status(response: Response, writer: Writer, *, model: str, jsonl: bool) -> None:

@@ -29,6 +29,8 @@ def error_for_status(response: Response, body: bytes, *, model: str | None) -> O
         )
     if isinstance(message, str):
         return ServerError(f"{message} (HTTP {status})")
+    # A proxy's own answer (407, 502, 504...) is not Ollama's: say the proxy was in the way.
+    source = f"{response.url}{response.via}"
     if body.strip():
-        return ServerError(f"HTTP {status} from {response.url}: {excerpt(body.strip())}")
-    return ServerError(f"HTTP {status} from {response.url}")
+        return ServerError(f"HTTP {status} from {source}: {excerpt(body.strip())}")
+    return ServerError(f"HTTP {status} from {source}")

@@ -265,3 +265,30 @@ def test_a_404_not_naming_the_model_keeps_the_servers_words(fake_ollama: FakeOll
         "ostream: error: adapter layer not found"
         " (HTTP 404 for model 'llama3.1'; try: ollama pull llama3.1)\n"
     )
+
+
+# --------------------------------------------------------------------------- --history names
+
+
+def test_history_dash_is_refused_and_creates_no_file(
+    fake_ollama: FakeOllama, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ostream.cli import main
+    from tests.test_environment import environment, err
+
+    monkeypatch.chdir(tmp_path)
+    env = environment(fake_ollama.url)
+    assert main(["chat", "-m", "m", "--history", "-", "hi"], env=env) == 2
+    assert b"--history takes a file" in err(env) and b"--messages -" in err(env)
+    assert list(tmp_path.iterdir()) == []
+    assert fake_ollama.requests == []
+
+
+def test_history_with_an_empty_name_says_so(fake_ollama: FakeOllama) -> None:
+    from ostream.cli import main
+    from tests.test_environment import environment, err
+
+    env = environment(fake_ollama.url)
+    assert main(["chat", "-m", "m", "--history", "", "hi"], env=env) == 2
+    assert err(env) == b"ostream: error: --history: the file name is empty\n"
+    assert fake_ollama.requests == []

@@ -208,7 +208,8 @@ def test_a_tls_failure_is_exit_3_with_one_short_reason(fake_ollama: FakeOllama) 
     assert result.returncode == 3
     assert (
         result.stderr
-        == f"ostream: error: TLS failure connecting to {url}: wrong version number\n".encode()
+        == f"ostream: error: TLS failure connecting to {url}: wrong version number;"
+        f" the server speaks plain http? try {fake_ollama.url}\n".encode()
     )
 
 
@@ -219,3 +220,39 @@ def test_a_body_a_proxy_compressed_is_decompressed(fake_ollama: FakeOllama) -> N
     )
     result = run(["generate", "-m", "m", "hi"], fake_ollama.url)
     assert (result.returncode, result.stdout, result.stderr) == (0, b"squeezed\n", b"")
+
+
+def test_each_wait_for_a_retry_is_announced_to_the_callback(fake_ollama: FakeOllama) -> None:
+    from ostream.testing import Reply, Send
+
+    for _ in range(2):
+        busy = Reply(503, "application/json", [Send(b'{"error":"busy"}')], content_length=True)
+        busy.headers["Retry-After"] = "8"
+        fake_ollama.script(busy)
+    notices: list[tuple[str, float, int, int]] = []
+    sleeps: list[float] = []
+    client = Client(
+        fake_ollama.url,
+        retries=2,
+        sleep=sleeps.append,
+        on_retry=lambda *notice: notices.append(notice),
+    )
+    with client.open("POST", "/api/generate", b'{"model":"m","prompt":"x"}') as response:
+        assert response.status == 200
+    assert notices == [("busy (HTTP 503)", 8.0, 1, 2), ("busy (HTTP 503)", 8.0, 2, 2)]
+    assert sleeps == [8.0, 8.0]
+
+
+def test_a_refused_connection_retried_is_announced_with_its_cause() -> None:
+    from tests.test_messages import closed_port
+
+    notices: list[tuple[str, float, int, int]] = []
+    client = Client(
+        f"http://127.0.0.1:{closed_port()}",
+        retries=1,
+        sleep=lambda _: None,
+        on_retry=lambda *notice: notices.append(notice),
+    )
+    with pytest.raises(ConnectError):
+        client.open("GET", "/api/tags")
+    assert notices == [("cannot connect (connection refused)", 0.25, 1, 1)]

@@ -313,13 +313,3 @@ def test_parallel_turns_on_one_file_are_all_kept(fake_ollama: FakeOllama, tmp_pa
     users = sorted(m["content"] for m in saved if m["role"] == "user")
     assert users == sorted(f"turn {i}" for i in range(12))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["talk.jsonl"]
-
-
-def test_history_dash_is_refused(
-    fake_ollama: FakeOllama, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    result = chat(fake_ollama, Path("-"))
-    assert result.exit_code == 2
-    assert result.output == "ostream: error: --history takes a file name, not -\n"
-    assert list(tmp_path.iterdir()) == []

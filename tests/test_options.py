@@ -229,3 +229,50 @@ def test_a_number_out_of_range_is_a_usage_error(
     assert result.returncode == 2, result.stderr
     assert result.stderr == f"ostream: error: {message}\n".encode()
     assert fake_ollama.requests == []
+
+
+# --------------------------------------------------------------------------- --image -
+
+
+def test_image_dash_reads_the_image_from_stdin_and_stdin_is_not_the_prompt(
+    fake_ollama: FakeOllama,
+) -> None:
+    from ostream.cli import main
+    from tests.test_environment import environment
+
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    env = environment(fake_ollama.url, stdin=png)
+    assert main(["generate", "-m", "m", "--image", "-", "describe"], env=env) == 0
+    sent = fake_ollama.requests[-1].json
+    assert sent["images"] == [base64.b64encode(png).decode()]
+    assert sent["prompt"] == "describe"
+    env = environment(fake_ollama.url, stdin=png)
+    assert main(["chat", "-m", "m", "--image", "-", "describe"], env=env) == 0
+    (message,) = fake_ollama.requests[-1].json["messages"]
+    assert message["images"] == [base64.b64encode(png).decode()]
+    assert message["content"] == "describe"
+
+
+def test_image_dash_twice_or_with_messages_dash_is_a_usage_error(fake_ollama: FakeOllama) -> None:
+    from ostream.cli import main
+    from tests.test_environment import environment, err
+
+    env = environment(fake_ollama.url, stdin=b"img")
+    assert main(["generate", "-m", "m", "--image", "-", "--image", "-", "x"], env=env) == 2
+    assert b"--image - can be given only once" in err(env)
+    env = environment(fake_ollama.url, stdin=b"img")
+    assert main(["chat", "-m", "m", "--image", "-", "--messages", "-", "x"], env=env) == 2
+    assert b"cannot both read stdin" in err(env)
+    assert fake_ollama.requests == []
+
+
+def test_image_dash_needs_a_piped_stdin(fake_ollama: FakeOllama) -> None:
+    from ostream.cli import main
+    from tests.test_environment import environment, err
+
+    env = environment(fake_ollama.url, stdin=b"", stdin_tty=True)
+    assert main(["generate", "-m", "m", "--image", "-", "x"], env=env) == 2
+    assert b"--image -: stdin is a terminal or closed" in err(env)
+    env = environment(fake_ollama.url, stdin=b"")
+    assert main(["generate", "-m", "m", "--image", "-", "x"], env=env) == 2
+    assert b"--image: stdin is empty" in err(env)

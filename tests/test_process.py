@@ -240,7 +240,9 @@ def test_cannot_connect_names_the_url_exit_3() -> None:
     result = run(["generate", "-m", "m", "--retries", "0", "hi"], url)
     assert result.returncode == 3
     assert (
-        result.stderr == f"ostream: error: cannot connect to {url}: connection refused\n".encode()
+        result.stderr
+        == f"ostream: error: cannot connect to {url}: connection refused;"
+        " is `ollama serve` running? (--host, OLLAMA_HOST)\n".encode()
     )
 
 

@@ -116,6 +116,10 @@ class Routes:
             ("HEAD", "/"): lambda r: text_reply(200, "Ollama is running"),
         }
         route = simple.get(key)
+        known = {"/api/generate", "/api/chat", "/api/embed", *openai.KINDS}
+        if route is None and (rec.path in known or any(path == rec.path for _, path in simple)):
+            # Ollama's router answers a known path asked with another method with 405.
+            return text_reply(405, "405 method not allowed", "text/plain")
         if route is None:
             return text_reply(404, "404 page not found", "text/plain")
         return route(rec)
