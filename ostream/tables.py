@@ -115,7 +115,7 @@ def render(
 
 def _note(answer: Answer[Any], empty: str) -> Row | None:
     if answer.failure is not None:
-        return (answer.host.label, f"no answer: {answer.failure.message or answer.failure.kind}")
+        return (answer.host.label, answer.failure.message or answer.failure.kind)
     return None if answer.items else (answer.host.label, empty)
 
 
