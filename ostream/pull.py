@@ -172,6 +172,11 @@ class Bars:
             TimeRemainingColumn,
             TransferSpeedColumn,
         )
+        from rich.text import Text
+
+        class Bytes(DownloadColumn):
+            def render(self, task: Any) -> Text:
+                return Text("") if task.fields.get("blank") else super().render(task)
 
         self._text = io.TextIOWrapper(
             stderr, encoding="utf-8", errors="replace", write_through=True
@@ -185,7 +190,7 @@ class Bars:
         self.progress = Progress(
             TextColumn("{task.fields[host]}"),
             BarColumn(bar_width=20),
-            DownloadColumn(binary_units=False),
+            Bytes(binary_units=False),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
             TextColumn("{task.description}", markup=False),
@@ -194,7 +199,7 @@ class Bars:
             transient=False,
         )
         self._tasks = {
-            host: self.progress.add_task("waiting", total=None, host=host.label) for host in hosts
+            host: self.progress.add_task("waiting", total=None, host=host.label, blank=False) for host in hosts
         }
         self._layers: dict[Host, dict[str, tuple[int, int]]] = {host: {} for host in hosts}
 
@@ -224,9 +229,9 @@ class Bars:
 
     def done(self, event: Pulled) -> None:
         task, layers = self._tasks[event.host], self._layers[event.host].values()
+        total = sum(t for t, _ in layers)  # 0: nothing to pull, or never started
         if event.failure is None:
-            total = sum(t for t, _ in layers) or None
-            self.progress.update(task, description=PULLED, total=total, completed=total or 0)
-        else:
-            self.progress.update(task, description="failed")
+            self.progress.update(task, description=PULLED, total=total, completed=total)
+        else:  # a total stops the "working" animation; the bytes column then says nothing
+            self.progress.update(task, description="failed", total=total or 1, blank=not total)
         self.progress.stop_task(task)
