@@ -215,7 +215,9 @@ def register(app: typer.Typer, run: Run) -> None:
     @app.command()
     def pull(
         ctx: typer.Context,
-        model: Annotated[str, typer.Argument(metavar="MODEL", help="The model to pull, as NAME[:TAG].")],
+        model: Annotated[
+            str, typer.Argument(metavar="MODEL", help="The model to pull, as NAME[:TAG].")
+        ],
         jsonl: PullJsonl = False,
         host: Hosts = None,
         timeout: TimeoutSeconds = None,

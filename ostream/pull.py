@@ -199,7 +199,8 @@ class Bars:
             transient=False,
         )
         self._tasks = {
-            host: self.progress.add_task("waiting", total=None, host=host.label, blank=False) for host in hosts
+            host: self.progress.add_task("waiting", total=None, host=host.label, blank=False)
+            for host in hosts
         }
         self._layers: dict[Host, dict[str, tuple[int, int]]] = {host: {} for host in hosts}
 

@@ -124,7 +124,7 @@ def test_jsonl_passes_every_status_line_with_its_host(servers: list[FakeOllama])
     of_a = [line for line in lines if line["host"] == a.url]
     of_b = [line for line in lines if line["host"] == b.url]
     assert len(of_a) + len(of_b) == len(lines)
-    assert [line["status"] for line in of_a][0] == "pulling manifest"
+    assert of_a[0]["status"] == "pulling manifest"
     assert of_a[-1] == {"host": a.url, "status": "success"}
     assert of_b == [
         {"host": b.url, "status": "pulling manifest"},
