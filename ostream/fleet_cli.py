@@ -173,44 +173,47 @@ def _pull(
     raise FleetError(f"the pull failed on {len(failed)} of {len(hosts)} hosts", code)
 
 
+def _listing(run: Run, read: str, table: str) -> Callable[..., None]:
+    """A command that reads every host with fleet.`read` and shows it with tables.`table`."""
+
+    def command(
+        ctx: typer.Context,
+        jsonl: TableJsonl = False,
+        host: Hosts = None,
+        timeout: TimeoutSeconds = None,
+        retries: Retries = 2,
+    ) -> None:
+        def action(env: Environment, writer: Writer) -> None:
+            from ostream import fleet, tables
+
+            hosts, connection = _fleet(env, host, timeout, retries)
+            answers = getattr(fleet, read)(hosts, connection)
+            _show(env, writer, answers, getattr(tables, table), jsonl)
+
+        run(ctx, action)
+
+    return command
+
+
 def register(app: typer.Typer, run: Run) -> None:
     """Add `models`, `ps` and `pull` to `app`; `run` runs an action as cli.py does."""
 
-    @app.command()
-    def models(
-        ctx: typer.Context,
-        jsonl: TableJsonl = False,
-        host: Hosts = None,
-        timeout: TimeoutSeconds = None,
-        retries: Retries = 2,
-    ) -> None:
-        """List the models on every host (GET /api/tags), asked at once."""
-
-        def action(env: Environment, writer: Writer) -> None:
-            from ostream import fleet, tables
-
-            hosts, connection = _fleet(env, host, timeout, retries)
-            _show(env, writer, fleet.models(hosts, connection), tables.models_table, jsonl)
-
-        run(ctx, action)
-
-    @app.command()
-    def ps(
-        ctx: typer.Context,
-        jsonl: TableJsonl = False,
-        host: Hosts = None,
-        timeout: TimeoutSeconds = None,
-        retries: Retries = 2,
-    ) -> None:
-        """List the models loaded on every host (GET /api/ps): size, share in VRAM, until when."""
-
-        def action(env: Environment, writer: Writer) -> None:
-            from ostream import fleet, tables
-
-            hosts, connection = _fleet(env, host, timeout, retries)
-            _show(env, writer, fleet.loaded(hosts, connection), tables.loaded_table, jsonl)
-
-        run(ctx, action)
+    for name, summary, read, table in (
+        (
+            "models",
+            "List the models on every host (GET /api/tags), asked at once.",
+            "models",
+            "models_table",
+        ),
+        (
+            "ps",
+            "List the models loaded on every host (GET /api/ps).\n\n"
+            "Size, share in VRAM (the rest is in RAM), until when it stays loaded.",
+            "loaded",
+            "loaded_table",
+        ),
+    ):
+        app.command(name, help=summary)(_listing(run, read, table))
 
     @app.command()
     def pull(
@@ -223,7 +226,7 @@ def register(app: typer.Typer, run: Run) -> None:
         timeout: TimeoutSeconds = None,
         retries: Retries = 2,
     ) -> None:
-        """Pull MODEL onto every host at once (POST /api/pull), with progress.
+        """Pull MODEL onto every host at once (POST /api/pull).
 
         On a terminal, a progress bar per host on stderr; otherwise a line per
         host on stderr as it finishes.

@@ -6,9 +6,9 @@ Pure functions from fleet records to lines of text; the caller writes them.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TypeVar
 
 from ostream.fleet import Answer, LoadedModel, Model
 from ostream.terminal import visible
@@ -23,6 +23,7 @@ _STAMP = re.compile(
 
 # A row is its cells; a note row is (host, text): the text spans the other columns.
 Row = tuple[str, ...]
+T = TypeVar("T")
 
 
 def human_size(size: int) -> str:
@@ -113,25 +114,27 @@ def render(
     return lines
 
 
-def _note(answer: Answer[Any], empty: str) -> Row | None:
-    if answer.failure is not None:
-        return (answer.host.label, answer.failure.message or answer.failure.kind)
-    return None if answer.items else (answer.host.label, empty)
+def _rows(answers: Sequence[Answer[T]], empty: str, cells: Callable[[T], Row]) -> list[Row]:
+    """A row per record; a host that failed, or has none, a note saying so."""
+    rows: list[Row] = []
+    for answer in answers:
+        if answer.failure is not None:
+            rows.append((answer.host.label, answer.failure.message or answer.failure.kind))
+        elif not answer.items:
+            rows.append((answer.host.label, empty))
+        rows.extend(cells(item) for item in answer.items)
+    return rows
 
 
 def models_table(
     answers: Sequence[Answer[Model]], *, now: datetime, width: int | None, safe: bool
 ) -> list[str]:
     """HOST NAME SIZE MODIFIED, a row per model; a host that failed or has none, a note."""
-    rows: list[Row] = []
-    for answer in answers:
-        note = _note(answer, "(no models)")
-        if note is not None:
-            rows.append(note)
-        rows.extend(
-            (m.host.label, m.name, human_size(m.size), ago(m.modified_at, now))
-            for m in answer.items
-        )
+    rows = _rows(
+        answers,
+        "(no models)",
+        lambda m: (m.host.label, m.name, human_size(m.size), ago(m.modified_at, now)),
+    )
     return _lines(("HOST", "NAME", "SIZE", "MODIFIED"), rows, width, safe, {2})
 
 
@@ -140,21 +143,17 @@ def loaded_table(
 ) -> list[str]:
     """HOST NAME SIZE VRAM UNTIL, a row per loaded model; a host that failed or has none
     loaded, a note. VRAM is the share of the model in GPU memory (the rest is in RAM)."""
-    rows: list[Row] = []
-    for answer in answers:
-        note = _note(answer, "(none loaded)")
-        if note is not None:
-            rows.append(note)
-        rows.extend(
-            (
-                m.host.label,
-                m.name,
-                human_size(m.size),
-                f"{round(m.vram_share * 100)}%",
-                until(m.expires_at, now),
-            )
-            for m in answer.items
-        )
+    rows = _rows(
+        answers,
+        "(none loaded)",
+        lambda m: (
+            m.host.label,
+            m.name,
+            human_size(m.size),
+            f"{round(m.vram_share * 100)}%",
+            until(m.expires_at, now),
+        ),
+    )
     return _lines(("HOST", "NAME", "SIZE", "VRAM", "UNTIL"), rows, width, safe, {2, 3})
 
 

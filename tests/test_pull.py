@@ -9,6 +9,7 @@ import os
 import pty
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -172,7 +173,7 @@ def test_progress_bars_move_on_a_terminal(servers: list[FakeOllama]) -> None:
     b.script(failing_mid_pull(), "/api/pull")
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [*spawn_args(), "pull", "m", *hosts(a.url, b.url)],
+        [sys.executable, "-m", "ostream", "pull", "m", *hosts(a.url, b.url)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=slave,
@@ -181,9 +182,12 @@ def test_progress_bars_move_on_a_terminal(servers: list[FakeOllama]) -> None:
     os.close(slave)
     screen = b""
     try:
-        for gate, shown in zip(gates, [b"0.0/4.0 GB", b"1.0/4.0 GB", b"3.0/4.0 GB"], strict=True):
-            screen += read_pty_until(master, lambda s, shown=shown: shown in s)
-            gate.set()
+        with open(master, "rb", buffering=0, closefd=False) as terminal:
+            for gate, shown in zip(
+                gates, [b"0.0/4.0 GB", b"1.0/4.0 GB", b"3.0/4.0 GB"], strict=True
+            ):
+                screen += read_until(terminal, lambda s, shown=shown: shown in s, timeout=30)
+                gate.set()
         screen += drain_pty(master)
     finally:
         proc.wait(timeout=30)
@@ -193,24 +197,3 @@ def test_progress_bars_move_on_a_terminal(servers: list[FakeOllama]) -> None:
     assert "pulling 6a0746a1ec1a" in text  # the layer being pulled
     assert text.count("\x1b[2K") >= 3  # redrawn in place, not scrolled
     assert f"ostream: error:\x1b[0m {label(b.url)}: {FAILED}" in text  # after the bars
-
-
-def spawn_args() -> list[str]:
-    import sys
-
-    return [sys.executable, "-m", "ostream"]
-
-
-def read_pty_until(master: int, predicate: Any, timeout: float = 30) -> bytes:
-    import select
-    import time
-
-    data = b""
-    deadline = time.monotonic() + timeout
-    while not predicate(data):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise AssertionError(f"timed out waiting; got {data!r}")
-        if select.select([master], [], [], remaining)[0]:
-            data += os.read(master, 65536)
-    return data
