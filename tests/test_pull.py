@@ -197,3 +197,47 @@ def test_progress_bars_move_on_a_terminal(servers: list[FakeOllama]) -> None:
     assert "pulling 6a0746a1ec1a" in text  # the layer being pulled
     assert text.count("\x1b[2K") >= 3  # redrawn in place, not scrolled
     assert f"ostream: error:\x1b[0m {label(b.url)}: {FAILED}" in text  # after the bars
+
+
+def test_ctrl_c_under_the_bars_gives_the_cursor_back(fake_ollama: FakeOllama) -> None:
+    fake_ollama.script(Reply(events=[Send(ndjson(layer(GB))), Stall(60)]), "/api/pull")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ostream", "pull", "m"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+        env=env_for(fake_ollama.url, COLUMNS="100"),
+    )
+    os.close(slave)
+    try:
+        with open(master, "rb", buffering=0, closefd=False) as terminal:
+            screen = read_until(terminal, lambda s: b"1.0/4.0 GB" in s, timeout=30)
+        proc.send_signal(signal.SIGINT)
+        screen += drain_pty(master)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == 130
+    assert screen.count(b"\x1b[?25l") == screen.count(b"\x1b[?25h") == 1  # hidden, then shown
+    assert b"Traceback" not in screen
+    assert fake_ollama.requests[0].left.wait(LEAVE)
+
+
+def test_an_interrupted_pull_shuts_every_connection_at_once(servers: list[FakeOllama]) -> None:
+    """In-process, so only the shutdown can end the connections (not the process exiting)."""
+    from ostream.fleet import Connection, Host
+    from ostream.pull import Status, pull
+
+    for server in servers:
+        server.script(Reply(events=[Send(ndjson(layer(GB))), Stall(60)]), "/api/pull")
+    seen: set[Host] = set()
+
+    def on_status(event: Status) -> None:
+        seen.add(event.host)
+        if len(seen) == len(servers):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pull([Host(s.url) for s in servers], Connection(retries=0), "m", on_status, print)
+    for server in servers:
+        assert server.requests[0].left.wait(LEAVE)
