@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ostream import __version__
+from ostream import __version__, fleet_cli
 from ostream.arguments import argument_text
 from ostream.click_adapter import OstreamGroup
 from ostream.environment import Environment
@@ -96,6 +95,7 @@ def _run(ctx: typer.Context, action: Action) -> None:
 
 
 def _target(env: Environment, host: str | None, timeout: float | None, retries: int) -> Any:
+    from ostream.client import api_key, checked_timeout
     from ostream.host import HostError, resolve
     from ostream.run import Target
 
@@ -103,13 +103,7 @@ def _target(env: Environment, host: str | None, timeout: float | None, retries: 
         base = resolve(host, env.environ)
     except HostError as exc:
         raise UsageError(str(exc)) from None
-    if timeout is not None and not math.isfinite(timeout):
-        raise UsageError("--timeout takes a finite number of seconds")
-    # Trimmed like Ollama trims its variables: spaces, then quotes.
-    key = env.environ.get("OLLAMA_API_KEY", "").strip().strip("\"'")
-    if re.search(r"[^\x21-\x7e]", key):  # checked here: http.client's message would quote it
-        raise UsageError("OLLAMA_API_KEY holds a space, a control or a non-ASCII character")
-    return Target(base, key or None, timeout, retries)
+    return Target(base, api_key(env.environ), checked_timeout(timeout), retries)
 
 
 def _common_body(
@@ -346,6 +340,9 @@ def raw(
         raw_request(target, verb, path, body, writer, method_chosen=method is not None)
 
     _run(ctx, action)
+
+
+fleet_cli.register(app, _run)
 
 
 def main(args: Sequence[str] | None = None, *, env: Environment | None = None) -> int:
