@@ -89,9 +89,9 @@ def test_api_key_that_cannot_be_a_header_is_refused_unprinted(
 # --- 2. a signal while stdout is blocked: connection stays open, process hangs ------------
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_with_stdout_blocked_closes_at_once(
-    fake_ollama: FakeOllama, signum: int, code: int
+    fake_ollama: FakeOllama, signum: int
 ) -> None:
     big = ndjson({"response": "x" * 1_000_000, "done": False})
     fake_ollama.script(
@@ -106,7 +106,7 @@ def test_signal_with_stdout_blocked_closes_at_once(
         time.sleep(0.2)  # ostream is now blocked writing the big line into the full pipe
         proc.send_signal(signum)
         assert request.left.wait(5), "the connection was not closed"
-        assert proc.wait(timeout=5) == code
+        assert proc.wait(timeout=5) == -signum  # ended by the signal itself
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -108,9 +108,9 @@ def test_raw_bad_method_is_a_usage_error(fake_ollama: FakeOllama, method: str) -
 #        interruption") ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_answer_in_a_file_ends_with_a_newline(
-    fake_ollama: FakeOllama, tmp_path: Path, signum: int, code: int
+    fake_ollama: FakeOllama, tmp_path: Path, signum: int
 ) -> None:
     out = tmp_path / "answer.txt"
     with out.open("wb") as handle:
@@ -125,7 +125,7 @@ def test_interrupted_answer_in_a_file_ends_with_a_newline(
                 time.sleep(0.02)
             assert out.read_bytes() == b"echo: x"
             proc.send_signal(signum)
-            assert proc.wait(timeout=5) == code
+            assert proc.wait(timeout=5) == -signum  # ended by the signal itself
         finally:
             if proc.poll() is None:
                 proc.kill()
