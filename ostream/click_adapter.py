@@ -12,7 +12,15 @@ import typer
 from typer.core import TyperGroup
 
 from ostream.environment import Environment
-from ostream.errors import FAILURES, ExitCode, OstreamError, OutputError, Stop, UsageError
+from ostream.errors import (
+    FAILURES,
+    STDOUT_CLOSED,
+    ExitCode,
+    OstreamError,
+    OutputError,
+    Stop,
+    UsageError,
+)
 from ostream.guard import conclude
 from ostream.output import write_stderr
 
@@ -45,6 +53,10 @@ class OstreamGroup(TyperGroup):
     ) -> Any:
         env = extra.pop("obj", None) or Environment.from_process()
         try:
+            if (
+                env.stdout is None
+            ):  # started with `>&-`: whatever it is, it would write into nothing
+                raise OutputError(STDOUT_CLOSED)  # (Click would drop --help silently, exit 0)
             result = super().main(
                 args, prog_name, complete_var, standalone_mode=False, obj=env, **extra
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from ostream.errors import STDOUT_CLOSED, OutputError, UsageError
+from ostream.errors import STDOUT_CLOSED, OutputError
 from ostream.fds import silence
 from ostream.terminal import visible
 
@@ -54,7 +54,7 @@ class Writer:
 
     def __init__(self, streams: Streams) -> None:
         if streams.stdout is None:  # refused before the model starts answering into nothing
-            raise UsageError(STDOUT_CLOSED)
+            raise OutputError(STDOUT_CLOSED)
         self.streams = streams
         self._out = streams.stdout
         self._err = streams.stderr
