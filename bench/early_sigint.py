@@ -8,8 +8,9 @@ a signal that arrives after the request started is one ostream handles), sends
 SIGINT DELAY ms after the process was started (Popen returned: it has exec'd), and
 counts how each run ended: died by SIGINT (what a shell expects of a Ctrl-C; `$?`
 130), exit 130, exit 1, anything else, and runs with a Python traceback on stderr
-(and whose code the signal landed in: the interpreter's start-up in `site`, the
-code before the entry point's first statement, or ostream's own).
+and whose code that traceback's signal landed in: the interpreter's start-up
+(sys streams, `site` and its .pth files, runpy for -m), the console script's own
+imports (pip writes it: `import re` comes before ostream's entry point), or ostream.
 
 `--root DIR` runs the ostream found in DIR instead (a checkout of another version,
 e.g. `git worktree add /tmp/base main`), for a before/after in the same conditions.
@@ -46,10 +47,13 @@ def entry_points() -> dict[str, list[str]]:
     return points
 
 
-def one_run(command: list[str], delay: float, env: dict[str, str]) -> tuple[str, str | None]:
-    """(outcome, the file of the traceback's last frame or None)."""
+def one_run(
+    command: list[str], delay: float, env: dict[str, str], root: Path
+) -> tuple[str, str | None]:
+    """(outcome, whose code a traceback came from, or None)."""
     proc = subprocess.Popen(
         [*command, *ARGS],
+        cwd=root,  # `python -m` imports from the working directory first
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -72,11 +76,11 @@ def one_run(command: list[str], delay: float, env: dict[str, str]) -> tuple[str,
 def _whose(err: bytes) -> str:
     """Whose code a traceback's KeyboardInterrupt landed in."""
     frames = [f.decode() for f in re.findall(rb'File "([^"]+)"', err)]
-    if b"init_import_site" in err or "<frozen site>" in frames:
-        return "site"  # the interpreter's start-up: .pth files, sitecustomize
     if any(Path(f).parent.name == "ostream" for f in frames):
         return "ostream"  # after the entry point's first statement: must never happen
-    return "before run()"  # runpy, or the console script's own imports
+    if frames and Path(frames[0]).name == "ostream":
+        return "script"  # the console script's own imports (pip writes it), before run()
+    return "start-up"  # the interpreter's: its streams, site (.pth files), runpy
 
 
 def main() -> int:
@@ -97,7 +101,7 @@ def main() -> int:
                 tracebacks: collections.Counter[str] = collections.Counter()
                 # Interleave nothing else: each run starts after the last one ended.
                 for _ in range(options.tries):
-                    outcome, where = one_run(command, delay / 1000, env)
+                    outcome, where = one_run(command, delay / 1000, env, options.root)
                     counts[outcome] += 1
                     if where is not None:
                         tracebacks[where] += 1
