@@ -345,6 +345,39 @@ def test_unknown_option_is_one_line_exit_2() -> None:
     assert result.stderr.startswith("ostream: error: No such option: --bogus")
 
 
+QUOTE_HINT = "(if it is part of the prompt, quote the whole prompt or put -- before its words)"
+
+
+@pytest.mark.parametrize(
+    ("args", "word"),
+    [
+        (["generate", "-m", "m", "what", "is", "-1", "plus", "2"], "-1"),
+        (["generate", "-m", "m", "is", "-0.5", "small"], "-0"),
+        (["chat", "-m", "m", "explain", "rm", "-rf"], "-r"),
+    ],
+)
+def test_a_prompt_word_taken_for_an_option_suggests_quoting_or_dashes(
+    args: list[str], word: str
+) -> None:
+    result = invoke(None, *args)
+    assert result.exit_code == 2
+    assert result.stderr == f"ostream: error: No such option: {word} {QUOTE_HINT}\n"
+
+
+def test_after_dashes_a_negative_number_is_part_of_the_prompt(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "generate", "-m", "m", "--", "what", "is", "-1", "plus", "2")
+    assert result.exit_code == 0, result.stderr
+    assert sent(fake_ollama)["prompt"] == "what is -1 plus 2"
+
+
+def test_a_mistyped_long_option_still_points_at_help() -> None:
+    result = invoke(None, "generate", "--hots", "x")
+    assert result.stderr == (
+        "ostream: error: No such option: --hots (Possible options: --host)"
+        " (see 'ostream generate --help')\n"
+    )
+
+
 def test_error_statuses_in_jsonl_are_written_as_a_line(fake_ollama: FakeOllama) -> None:
     result = invoke(fake_ollama, "generate", "-m", "missing", "--jsonl", "x")
     assert result.exit_code == 4
