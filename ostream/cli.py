@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,21 +93,22 @@ def _run(ctx: typer.Context, action: Action) -> None:
         raise typer.Exit(int(code))
 
 
-def _target(env: Environment, host: str | None, timeout: float | None, retries: int) -> Any:
+def _target(env: Environment, host: str | None, timeout: str | None, retries: str) -> Any:
     from ostream.host import HostError, resolve
+    from ostream.options import parse_retries, parse_timeout
     from ostream.run import Target
 
     try:
         base = resolve(host, env.environ)
     except HostError as exc:
         raise UsageError(str(exc)) from None
-    if timeout is not None and not math.isfinite(timeout):
-        raise UsageError("--timeout takes a finite number of seconds")
+    seconds = parse_timeout(timeout) if timeout is not None else None
+    attempts = parse_retries(retries)
     # Trimmed like Ollama trims its variables: spaces, then quotes.
     key = env.environ.get("OLLAMA_API_KEY", "").strip().strip("\"'")
     if re.search(r"[^\x21-\x7e]", key):  # checked here: http.client's message would quote it
         raise UsageError("OLLAMA_API_KEY holds a space, a control or a non-ASCII character")
-    return Target(base, key or None, timeout, retries)
+    return Target(base, key or None, seconds, attempts)
 
 
 def _common_body(
@@ -159,7 +159,7 @@ def generate(
     verbose: Verbose = False,
     host: Host = None,
     timeout: TimeoutSeconds = None,
-    retries: Retries = 2,
+    retries: Retries = "2",
 ) -> None:
     """Stream the answer to a prompt (POST /api/generate).
 
@@ -232,7 +232,7 @@ def chat(
     verbose: Verbose = False,
     host: Host = None,
     timeout: TimeoutSeconds = None,
-    retries: Retries = 2,
+    retries: Retries = "2",
 ) -> None:
     """Stream the reply to one chat turn (POST /api/chat).
 
@@ -302,7 +302,7 @@ def raw(
     ] = None,
     host: Host = None,
     timeout: TimeoutSeconds = None,
-    retries: Retries = 2,
+    retries: Retries = "2",
 ) -> None:
     """Send JSON to any API path, copy the answer to stdout.
 

@@ -378,6 +378,29 @@ def test_a_mistyped_long_option_still_points_at_help() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--timeout", "1_0"], "--timeout takes a number of seconds greater than 0, like 30"),
+        (["--timeout", "0"], "--timeout takes a number of seconds greater than 0, like 30"),
+        (["--timeout", "abc"], "--timeout takes a number of seconds greater than 0, like 30"),
+        (["--retries", "-1"], "--retries takes a whole number, 0 or more"),
+    ],
+)
+def test_number_options_are_refused_in_ostream_words(
+    fake_ollama: FakeOllama, args: list[str], message: str
+) -> None:
+    result = invoke(fake_ollama, "generate", "-m", "m", *args, "hi")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"ostream: error: {message}")
+    assert "range" not in result.stderr and "Invalid value" not in result.stderr
+    assert fake_ollama.requests == []
+
+
+def test_help_shows_no_click_ranges() -> None:
+    assert "x>=" not in invoke(None, "generate", "--help").stdout
+
+
 def test_error_statuses_in_jsonl_are_written_as_a_line(fake_ollama: FakeOllama) -> None:
     result = invoke(fake_ollama, "generate", "-m", "missing", "--jsonl", "x")
     assert result.exit_code == 4

@@ -13,7 +13,9 @@ from ostream.options import (
     parse_format,
     parse_keep_alive,
     parse_options,
+    parse_retries,
     parse_think,
+    parse_timeout,
     read_images,
 )
 
@@ -156,3 +158,30 @@ def test_tools_file_must_be_a_json_array(tmp_path: Path) -> None:
     bad.write_text('{"type":"function"}')
     with pytest.raises(UsageError):
         load_tools(str(bad))
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("30", 30.0), ("2.5", 2.5), (".5", 0.5), (" 5", 5.0)]
+)
+def test_timeout_is_seconds_in_ascii_digits(value: str, seconds: float) -> None:
+    assert parse_timeout(value) == seconds
+
+
+@pytest.mark.parametrize(
+    "value", ["1_0", "0", "0.0", "", "abc", "-1", "+1", "inf", "nan", "1e3", "\u0661", "1000000001"]
+)
+def test_a_timeout_that_is_not_plain_positive_seconds_is_refused(value: str) -> None:
+    with pytest.raises(UsageError, match=r"^--timeout takes ") as caught:
+        parse_timeout(value)
+    assert caught.value.code == ExitCode.USAGE
+
+
+@pytest.mark.parametrize(("value", "count"), [("0", 0), ("2", 2), ("007", 7), ("1000000", 1000000)])
+def test_retries_is_a_whole_number(value: str, count: int) -> None:
+    assert parse_retries(value) == count
+
+
+@pytest.mark.parametrize("value", ["-1", "1_0", "1.5", "", "\u0661", "1000001", "9" * 5000])
+def test_retries_that_are_not_a_plain_whole_number_are_refused(value: str) -> None:
+    with pytest.raises(UsageError, match=r"^--retries takes "):
+        parse_retries(value)
