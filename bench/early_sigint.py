@@ -67,9 +67,11 @@ def one_run(
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        return "other", None
+        return "hung", None
     code = proc.returncode
-    outcome = {-signal.SIGINT: OUTCOMES[0], 130: OUTCOMES[1], 1: OUTCOMES[2]}.get(code, "other")
+    outcome = {-signal.SIGINT: OUTCOMES[0], 130: OUTCOMES[1], 1: OUTCOMES[2]}.get(
+        code, f"status {code}"
+    )
     return outcome, _whose(err) if b"Traceback" in err else None
 
 
@@ -105,11 +107,14 @@ def main() -> int:
                     counts[outcome] += 1
                     if where is not None:
                         tracebacks[where] += 1
+                others = {o: n for o, n in counts.items() if o not in OUTCOMES}
+                counts["other"] = sum(others.values())
                 row = "  ".join(f"{counts[o]:>14}" for o in OUTCOMES)
                 shown = ", ".join(f"{n} in {f}" for f, n in tracebacks.most_common())
                 print(
                     f"{name:<18} {delay:>3}  {row}   traceback: {sum(tracebacks.values())}"
-                    + (f" ({shown})" if shown else ""),
+                    + (f" ({shown})" if shown else "")
+                    + "".join(f"; {o}: {n}" for o, n in others.items()),
                     flush=True,
                 )
     return 0
