@@ -110,7 +110,7 @@ def test_an_unknown_option_is_one_usage_line_with_a_pointer_to_help() -> None:
 def test_a_bad_option_value_is_a_usage_error() -> None:
     env = environment()
     assert main(["generate", "--retries", "x", "-m", "m", "hi"], env=env) == 2
-    assert err(env).startswith(b"ostream: error: Invalid value for '--retries'")
+    assert err(env).startswith(b"ostream: error: --retries takes a whole number")
 
 
 def test_no_command_shows_the_help_on_stderr_with_status_2() -> None:

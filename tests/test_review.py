@@ -90,9 +90,7 @@ def test_api_key_that_cannot_be_a_header_is_refused_unprinted(
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_signal_with_stdout_blocked_closes_at_once(
-    fake_ollama: FakeOllama, signum: int
-) -> None:
+def test_signal_with_stdout_blocked_closes_at_once(fake_ollama: FakeOllama, signum: int) -> None:
     big = ndjson({"response": "x" * 1_000_000, "done": False})
     fake_ollama.script(
         Reply(events=[Send(ndjson({"response": "a", "done": False})), Send(big), Stall(30)])
