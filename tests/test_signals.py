@@ -61,17 +61,17 @@ def test_ctrl_c_stops_a_shell_loop(fake_ollama: FakeOllama) -> None:
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_the_shell_status_is_130_or_143(fake_ollama: FakeOllama, signum: int, status: int) -> None:
     """A signal to ostream alone (the shell is not interrupted): `$?` says which."""
-    script = f'{PYTHON} generate -m slow -o fake_delay=60 hi </dev/null; echo " status $?"'
+    # sh tells its pid, then becomes ostream: the pid to signal, and a shell waiting on it.
+    script = (
+        f'sh -c \'echo "pid $$"; exec "$0" "$@"\' {PYTHON} generate -m slow'
+        ' -o fake_delay=60 hi </dev/null; echo " status $?"'
+    )
     shell = _in_own_group(script, fake_ollama.url)
     try:
         assert shell.stdout is not None
-        read_until(shell.stdout, lambda d: b"echo:" in d)
+        shown = read_until(shell.stdout, lambda d: b"echo:" in d)
         request = fake_ollama.wait_for_request()
-        children = subprocess.run(
-            ["pgrep", "-P", str(shell.pid)], capture_output=True, check=True, timeout=10
-        ).stdout.split()
-        assert len(children) == 1
-        os.kill(int(children[0]), signum)
+        os.kill(int(shown.split()[1]), signum)
         out, err = shell.communicate(timeout=30)
     finally:
         if shell.poll() is None:
