@@ -11,20 +11,25 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from tests.fake_ollama import FakeOllama
-from tests.proc import assert_quiet_stderr, env_for, read_until
+from tests.proc import assert_quiet_stderr, env_for, ignore_sigint, read_until
 
 LEAVE = 10  # seconds to wait for the server to see the client go (never reached when it works)
 PYTHON = f'"{sys.executable}" -m ostream'
 
 
-def _in_own_group(script: str, url: str) -> subprocess.Popen[bytes]:
-    """bash running `script` as the leader of a new process group, as a terminal's
-    foreground job is: a Ctrl-C is SIGINT to the whole group."""
-    return subprocess.Popen(
+def _signal_mid_answer(
+    script: str, url: str, send: Callable[[int, bytes], None]
+) -> tuple[subprocess.Popen[bytes], bytes, bytes]:
+    """Run `script` in bash as the leader of a new process group, as a terminal's
+    foreground job is (a Ctrl-C is SIGINT to the whole group); once an answer has
+    started, `send(bash's pid, its output so far)`. The shell, its stdout and stderr."""
+    shell = subprocess.Popen(
         ["bash", "-c", script],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -32,6 +37,16 @@ def _in_own_group(script: str, url: str) -> subprocess.Popen[bytes]:
         env=env_for(url),
         start_new_session=True,
     )
+    try:
+        assert shell.stdout is not None
+        shown = read_until(shell.stdout, lambda d: b"echo:" in d)  # the rest is 60 s away
+        send(shell.pid, shown)
+        out, err = shell.communicate(timeout=30)
+    finally:
+        if shell.poll() is None:
+            os.killpg(shell.pid, signal.SIGKILL)
+            shell.communicate()
+    return shell, out, err
 
 
 def test_ctrl_c_stops_a_shell_loop(fake_ollama: FakeOllama) -> None:
@@ -39,22 +54,15 @@ def test_ctrl_c_stops_a_shell_loop(fake_ollama: FakeOllama) -> None:
         f'for i in 1 2 3; do {PYTHON} generate -m slow -o fake_delay=60 "hi $i" </dev/null; done;'
         " echo the loop went on"
     )
-    shell = _in_own_group(script, fake_ollama.url)
-    try:
-        assert shell.stdout is not None
-        read_until(shell.stdout, lambda d: b"echo:" in d)  # mid-answer: the rest is 60 s away
-        request = fake_ollama.wait_for_request()
-        os.killpg(shell.pid, signal.SIGINT)  # Ctrl-C on a terminal
-        out, err = shell.communicate(timeout=30)
-    finally:
-        if shell.poll() is None:
-            os.killpg(shell.pid, signal.SIGKILL)
-            shell.communicate()
+
+    def ctrl_c(shell: int, shown: bytes) -> None:  # as a terminal sends it: to the group
+        os.killpg(shell, signal.SIGINT)
+
+    shell, out, err = _signal_mid_answer(script, fake_ollama.url, ctrl_c)
     assert b"the loop went on" not in out
     assert shell.returncode == -signal.SIGINT  # bash too ended by the signal
     assert len(fake_ollama.requests) == 1
-    assert request.left.wait(LEAVE)
-    assert_quiet_stderr(err)
+    assert fake_ollama.requests[0].left.wait(LEAVE)
     assert err == b""
 
 
@@ -66,19 +74,13 @@ def test_the_shell_status_is_130_or_143(fake_ollama: FakeOllama, signum: int, st
         f'sh -c \'echo "pid $$"; exec "$0" "$@"\' {PYTHON} generate -m slow'
         ' -o fake_delay=60 hi </dev/null; echo " status $?"'
     )
-    shell = _in_own_group(script, fake_ollama.url)
-    try:
-        assert shell.stdout is not None
-        shown = read_until(shell.stdout, lambda d: b"echo:" in d)
-        request = fake_ollama.wait_for_request()
+
+    def to_ostream(shell: int, shown: bytes) -> None:
         os.kill(int(shown.split()[1]), signum)
-        out, err = shell.communicate(timeout=30)
-    finally:
-        if shell.poll() is None:
-            os.killpg(shell.pid, signal.SIGKILL)
-            shell.communicate()
+
+    _, out, err = _signal_mid_answer(script, fake_ollama.url, to_ostream)
     assert out.endswith(f" status {status}\n".encode())
-    assert request.left.wait(LEAVE)
+    assert fake_ollama.requests[0].left.wait(LEAVE)
     # bash reports a child killed by SIGTERM (not by SIGINT), as for curl or sleep.
     if signum == signal.SIGINT:
         assert err == b""
@@ -124,10 +126,9 @@ _AT = {
 }
 
 
-@pytest.mark.parametrize("moment", list(_AT))
-def test_an_early_ctrl_c_ends_by_the_signal_without_a_traceback(
-    fake_ollama: FakeOllama, moment: str
-) -> None:
+def _ctrl_c_at(moment: str, url: str, **popen: Any) -> subprocess.CompletedProcess[bytes]:
+    """`ostream generate -m m hi` through the console script's entry point, with a
+    SIGINT sent from inside at `moment`."""
     code = (
         "import os, signal, sys\n"
         + _AT[moment]
@@ -135,13 +136,21 @@ def test_an_early_ctrl_c_ends_by_the_signal_without_a_traceback(
         + "from ostream.__main__ import run\n"
         + "run()\n"
     )
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", code],
         stdin=subprocess.DEVNULL,
         capture_output=True,
-        env=env_for(fake_ollama.url),
+        env=env_for(url),
         timeout=30,
+        **popen,
     )
+
+
+@pytest.mark.parametrize("moment", list(_AT))
+def test_an_early_ctrl_c_ends_by_the_signal_without_a_traceback(
+    fake_ollama: FakeOllama, moment: str
+) -> None:
+    result = _ctrl_c_at(moment, fake_ollama.url)
     assert result.returncode == -signal.SIGINT, result.stderr
     assert (result.stdout, result.stderr) == (b"", b"")
     assert fake_ollama.requests == []
@@ -149,19 +158,5 @@ def test_an_early_ctrl_c_ends_by_the_signal_without_a_traceback(
 
 def test_an_ignored_sigint_stays_ignored_from_the_start(fake_ollama: FakeOllama) -> None:
     """The entry point leaves an inherited SIG_IGN alone: Ctrl-C while parsing does nothing."""
-    code = (
-        "import os, signal, sys\n"
-        + _AT["parsing"]
-        + "sys.argv = ['ostream', 'generate', '-m', 'm', 'hi']\n"
-        + "from ostream.__main__ import run\n"
-        + "run()\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        env=env_for(fake_ollama.url),
-        timeout=30,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-    )
+    result = _ctrl_c_at("parsing", fake_ollama.url, preexec_fn=ignore_sigint)
     assert (result.returncode, result.stdout, result.stderr) == (0, b"echo: hi\n", b"")
