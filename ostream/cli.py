@@ -94,16 +94,18 @@ def _run(ctx: typer.Context, action: Action) -> None:
         raise typer.Exit(int(code))
 
 
-def _target(env: Environment, host: str | None, timeout: float | None, retries: int) -> Any:
-    from ostream.client import api_key, checked_timeout
+def _target(env: Environment, host: str | None, timeout: str | None, retries: str) -> Any:
+    from ostream.client import api_key
     from ostream.host import HostError, resolve
+    from ostream.options import parse_retries, parse_timeout
     from ostream.run import Target
 
     try:
         base = resolve(host, env.environ)
     except HostError as exc:
         raise UsageError(str(exc)) from None
-    return Target(base, api_key(env.environ), checked_timeout(timeout), retries)
+    seconds = parse_timeout(timeout) if timeout is not None else None
+    return Target(base, api_key(env.environ), seconds, parse_retries(retries))
 
 
 def _common_body(
@@ -158,7 +160,7 @@ def generate(
     verbose: Verbose = False,
     host: Host = None,
     timeout: TimeoutSeconds = None,
-    retries: Retries = 2,
+    retries: Retries = "2",
 ) -> None:
     """Stream the answer to a prompt (POST /api/generate).
 
@@ -232,7 +234,7 @@ def chat(
     verbose: Verbose = False,
     host: Host = None,
     timeout: TimeoutSeconds = None,
-    retries: Retries = 2,
+    retries: Retries = "2",
 ) -> None:
     """Stream the reply to one chat turn (POST /api/chat).
 
@@ -318,7 +320,7 @@ def raw(
     ] = None,
     host: Host = None,
     timeout: TimeoutSeconds = None,
-    retries: Retries = 2,
+    retries: Retries = "2",
 ) -> None:
     """Send JSON to any API path, copy the answer to stdout.
 

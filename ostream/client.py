@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
-import math
 import re
 import socket
 import time
@@ -285,13 +284,6 @@ def api_key(environ: Mapping[str, str]) -> str | None:
     if re.search(r"[^\x21-\x7e]", key):  # checked here: http.client's message would quote it
         raise UsageError("OLLAMA_API_KEY holds a space, a control or a non-ASCII character")
     return key or None
-
-
-def checked_timeout(timeout: float | None) -> float | None:
-    """--timeout as given, refused when it is not a finite number of seconds."""
-    if timeout is not None and not math.isfinite(timeout):
-        raise UsageError("--timeout takes a finite number of seconds")
-    return timeout
 
 
 def _seconds(value: str) -> float:

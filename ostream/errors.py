@@ -23,13 +23,13 @@ class ExitCode(enum.IntEnum):
         "server_error",
         "the server reported an error: HTTP status 400 or more (except a missing model),"
         ' or an {"error": ...} line mid-stream; also: a redirect, stdout could not'
-        " be written (a full disk, an I/O error), or a --history turn could not be saved",
+        " be written (closed, a full disk, an I/O error), or a --history turn could not be saved",
     )
     USAGE = (
         2,
         "invalid_request",
         "usage error: bad option, no model, no prompt, invalid JSON, unreadable file"
-        " or stdin, unparsable host, stdout closed at start",
+        " or stdin, unparsable host",
     )
     CONNECT = (
         3,
@@ -130,7 +130,7 @@ class Stop(BaseException):
 # What an entry point catches and hands to `classify`; SystemExit and GeneratorExit pass.
 FAILURES = (Exception, KeyboardInterrupt, Stop)
 
-STDOUT_CLOSED = "stdout is closed"
+STDOUT_CLOSED = "cannot write to stdout: it is closed"
 
 # Endings after which stdout may be a pipe nobody reads or that blocks: the exit-time
 # flush must neither complain (EPIPE) nor wait.

@@ -54,17 +54,19 @@ class FleetError(OstreamError):
 
 
 def _fleet(
-    env: Environment, hosts: Sequence[str] | None, timeout: float | None, retries: int
+    env: Environment, hosts: Sequence[str] | None, timeout: str | None, retries: str
 ) -> tuple[list[Host], Connection]:
-    from ostream.client import api_key, checked_timeout
+    from ostream.client import api_key
     from ostream.fleet import Connection, parse_hosts
     from ostream.host import HostError
+    from ostream.options import parse_retries, parse_timeout
 
     try:
         fleet = parse_hosts(hosts, env.environ)
     except HostError as exc:
         raise UsageError(str(exc)) from None
-    return fleet, Connection(api_key(env.environ), checked_timeout(timeout), retries)
+    seconds = parse_timeout(timeout) if timeout is not None else None
+    return fleet, Connection(api_key(env.environ), seconds, parse_retries(retries))
 
 
 def _about(host: Host, failure: Failure) -> str:
@@ -181,7 +183,7 @@ def _listing(run: Run, read: str, table: str) -> Callable[..., None]:
         jsonl: TableJsonl = False,
         host: Hosts = None,
         timeout: TimeoutSeconds = None,
-        retries: Retries = 2,
+        retries: Retries = "2",
     ) -> None:
         def action(env: Environment, writer: Writer) -> None:
             from ostream import fleet, tables
@@ -224,7 +226,7 @@ def register(app: typer.Typer, run: Run) -> None:
         jsonl: PullJsonl = False,
         host: Hosts = None,
         timeout: TimeoutSeconds = None,
-        retries: Retries = 2,
+        retries: Retries = "2",
     ) -> None:
         """Pull MODEL onto every host at once (POST /api/pull).
 
