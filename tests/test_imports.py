@@ -1,4 +1,5 @@
-"""What a run imports: never pydantic, the reason typer is kept below 0.29 (README)."""
+"""What a run imports: never pydantic, the reason typer is kept below 0.29 (README), and
+prompt_toolkit only in chat -i."""
 
 from __future__ import annotations
 
@@ -46,3 +47,6 @@ def test_a_run_never_imports_pydantic(
     assert "ostream.cli" in loaded
     pydantic = [name for name in loaded if name.split(".")[0] in ("pydantic", "pydantic_core")]
     assert not pydantic, "typer >= 0.29 loads pydantic: README, 'Why typer is below 0.29'"
+    # prompt_toolkit is for chat -i alone: no other command pays for importing it.
+    assert not [name for name in loaded if name.split(".")[0] == "prompt_toolkit"]
+    assert not {"ostream.interactive", "ostream.lineinput", "ostream.slash"} & set(loaded)
