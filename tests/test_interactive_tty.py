@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
@@ -54,10 +55,8 @@ class Terminal:
             if pid:
                 os.close(self.fd)
                 return os.waitstatus_to_exitcode(status)
-            try:
+            with contextlib.suppress(OSError):
                 self.shown += os.read(self.fd, 65536)
-            except OSError:
-                pass
             if time.monotonic() > deadline:
                 os.kill(self.pid, 9)
                 raise AssertionError(f"ostream did not end: {self.shown!r}")
