@@ -233,6 +233,6 @@ def _take(text: str, turn: Callable[..., object], *args: Any) -> str:
     `text` after a Ctrl-C, a string `turn` returned (/edit), else nothing."""
     try:
         result = turn(*args)
-    except Interrupted:
+    except (Interrupted, KeyboardInterrupt):  # a reply, or a slash command's own work
         return text
     return result if isinstance(result, str) else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
@@ -164,10 +165,14 @@ def edit(text: str, environ: Mapping[str, str]) -> str:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        # Ctrl-C in the editor is the editor's: the session ignores it meanwhile.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            status = subprocess.call([*command, name])
+            status = subprocess.call([*command, name], preexec_fn=_default_sigint)
         except OSError as exc:
             raise UsageError(f"/edit: cannot run {command[0]}: {exc.strerror or exc}") from None
+        finally:
+            signal.signal(signal.SIGINT, previous)
         if status != 0:
             raise UsageError(f"/edit: {command[0]} exited with status {status}; nothing kept")
         with open(name, encoding="utf-8", errors="replace") as handle:
@@ -175,6 +180,11 @@ def edit(text: str, environ: Mapping[str, str]) -> str:
     finally:
         os.unlink(name)
     return edited[:-1] if edited.endswith("\n") else edited
+
+
+def _default_sigint() -> None:
+    """In the editor's process: SIGINT as usual (an ignored one would stay ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 _COMMANDS: dict[str, Command] = {
