@@ -306,3 +306,10 @@ def _lines(path: Path) -> list[object]:
 @pytest.fixture(autouse=True)
 def _no_user_history(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
+
+
+def test_resume_in_a_session_continues_a_broken_stream(fake_ollama: FakeOllama) -> None:
+    s = chat_i(fake_ollama, "a b c d" + ENTER + "next" + ENTER, "-m", "cut", "--resume")
+    assert s.out == "echo: a b c d\necho: next\n"
+    assert "resuming (1/2)" in s.err
+    assert s.requests[2] == [user("a b c d"), assistant("echo: a b c d"), user("next")]
