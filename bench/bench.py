@@ -716,7 +716,7 @@ def import_check(runner: Runner, res: Results) -> None:
         "--help": [py, "-X", "importtime", "-m", "ostream", "--help"],
         "generate": [py, "-X", "importtime", "-m", "ostream", *_ostream_args(job, jsonl=False)],
     }
-    watched = ("requests", "urllib3", "typer", "click", "rich", "json", "ostream")
+    watched = ("requests", "urllib3", "typer", "click", "rich", "prompt_toolkit", "json", "ostream")
     rows = []
     tops: list[tuple[int, str]] = []
     for label, argv in commands.items():

@@ -27,6 +27,7 @@ from ostream.params import (
     Model,
     ModelOptions,
     PromptWords,
+    Resume,
     Retries,
     System,
     Think,
@@ -161,6 +162,7 @@ def generate(
     host: Host = None,
     timeout: TimeoutSeconds = None,
     retries: Retries = "2",
+    resume: Resume = False,
 ) -> None:
     """Stream the answer to a prompt (POST /api/generate).
 
@@ -172,6 +174,7 @@ def generate(
         from ostream.options import read_images
         from ostream.run import stream_answer
 
+        _check_resume(resume, jsonl)
         target = _target(env, host, timeout, retries)
         body = _common_body(env, model, option, format, think, keep_alive)
         images = [str(p) for p in image or []]
@@ -191,6 +194,7 @@ def generate(
             jsonl=jsonl,
             show_thinking=not hide_thinking,
             verbose=verbose,
+            resume=resume,
         )
 
     _run(ctx, action)
@@ -235,10 +239,21 @@ def chat(
     host: Host = None,
     timeout: TimeoutSeconds = None,
     retries: Retries = "2",
+    resume: Resume = False,
+    interactive: Annotated[
+        bool,
+        typer.Option(
+            "-i",
+            "--interactive",
+            help="Talk on a terminal: a prompt for each turn, slash commands (/help);"
+            " MESSAGE, if given, is the first turn.",
+        ),
+    ] = False,
 ) -> None:
     """Stream the reply to one chat turn (POST /api/chat).
 
-    The MESSAGE words (and piped stdin, first) form the user message.
+    The MESSAGE words (and piped stdin, first) form the user message; with -i,
+    an interactive conversation on a terminal.
     """
 
     def action(env: Environment, writer: Writer) -> None:
@@ -247,6 +262,11 @@ def chat(
         from ostream.options import load_tools, read_images
         from ostream.run import stream_answer
 
+        if interactive and not (env.stdin_tty and env.stdout_tty):
+            raise UsageError("-i needs a terminal on stdin and stdout")
+        if interactive and jsonl:
+            raise UsageError("-i shows text: --jsonl cannot be used with it")
+        _check_resume(resume, jsonl)
         if history_name is not None and messages is not None:
             raise UsageError("--history and --messages cannot be used together")
         history = _history_path(history_name)
@@ -257,6 +277,27 @@ def chat(
         body = _common_body(env, model, option, format, think, keep_alive)
         conversation = load_conversation(messages, history, env.piped_stdin)
         text = _prompt(env, message, use_stdin=messages != "-" and "-" not in images)
+        if interactive:
+            from ostream.interactive import Settings, interact
+
+            if tools is not None:
+                body["tools"] = load_tools(str(tools))
+            interact(
+                env,
+                writer,
+                Settings(
+                    target,
+                    body,
+                    None if system is None else argument_text(system, "-s"),
+                    show_thinking=not hide_thinking,
+                    verbose=verbose,
+                    resume=resume,
+                ),
+                conversation,
+                history,
+                user_turn(text, read_images(images, env.piped_stdin) if images else []),
+            )
+            return
         if text is None and not conversation:
             raise UsageError("nothing to send: the conversation is empty and no MESSAGE given")
         if text is None and messages is None:
@@ -277,11 +318,17 @@ def chat(
             show_thinking=not hide_thinking,
             keep=history is not None,
             verbose=verbose,
+            resume=resume,
         )
         if history is not None:
             save_turn(history, [*turn, reply.message()])
 
     _run(ctx, action)
+
+
+def _check_resume(resume: bool, jsonl: bool) -> None:
+    if resume and jsonl:
+        raise UsageError("--resume continues text: it cannot be used with --jsonl")
 
 
 def _history_path(name: str | None) -> Path | None:

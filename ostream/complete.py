@@ -38,15 +38,22 @@ def model_names(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
 
 
 def _tags(host: object) -> list[tuple[str, str]]:
-    import json
-    import time
-
-    from ostream.client import Client
     from ostream.host import resolve
 
     base = resolve(host if isinstance(host, str) else None, os.environ)
     key = os.environ.get("OLLAMA_API_KEY", "").strip().strip("\"'")
-    client = Client(base, api_key=key or None, timeout=TAGS_WAIT, retries=0)
+    return server_models(base, key or None)
+
+
+def server_models(base_url: str, api_key: str | None) -> list[tuple[str, str]]:
+    """The models (name, size) the server at `base_url` has, from /api/tags, within
+    TAGS_TOTAL seconds; raises on any failure (the caller offers nothing then)."""
+    import json
+    import time
+
+    from ostream.client import Client
+
+    client = Client(base_url, api_key=api_key, timeout=TAGS_WAIT, retries=0)
     deadline = time.monotonic() + TAGS_TOTAL
     body = bytearray()
     try:

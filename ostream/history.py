@@ -81,20 +81,51 @@ def complete_lines(data: bytes) -> bytes:
     return data + b"\n"
 
 
-def save_turn(path: Path, messages: list[dict[str, Any]]) -> None:
-    """Append `messages` to the history file as JSONL lines, or say why it failed."""
-    real = Path(os.path.realpath(path))  # through a symlink: update the file it names
+def save_turn(
+    path: Path, messages: list[dict[str, Any]], *, replacing: list[dict[str, Any]] | None = None
+) -> None:
+    """Append `messages` to the history file as JSONL lines, or say why it failed.
+
+    `replacing`: messages the file ends with that `messages` take the place of (a
+    turn asked again, a reply continued); if it no longer ends with them (edited,
+    or another run appended since), `messages` are appended."""
+    _store(path, messages, replacing=replacing or [])
+
+
+def save_conversation(path: Path, messages: list[dict[str, Any]]) -> None:
+    """Make the history file hold `messages`, and only them (`chat -i`'s /save)."""
+    _store(path, messages, whole=True)
+
+
+def _lines(messages: list[dict[str, Any]]) -> bytes:
     # What was shown is stored: a lone surrogate (from a \\ud83d escape) as U+FFFD.
-    new = b"".join(compact(scrub(message)) + b"\n" for message in messages)
+    return b"".join(compact(scrub(message)) + b"\n" for message in messages)
+
+
+def _store(
+    path: Path,
+    messages: list[dict[str, Any]],
+    *,
+    replacing: list[dict[str, Any]] | None = None,
+    whole: bool = False,
+) -> None:
+    real = Path(os.path.realpath(path))  # through a symlink: update the file it names
+    new = _lines(messages)
     try:
         fd, created = _open_locked(real)
     except OSError as exc:
         raise _save_error(path, exc) from None
     try:
         old = _read_fd(fd)
+        kept = b"" if whole else complete_lines(old)
+        tail = _lines(replacing or [])
+        if tail and kept.endswith(tail) and kept[: -len(tail)][-1:] in (b"", b"\n"):
+            kept = kept[: -len(tail)]
         try:
-            _replace(real, complete_lines(old) + new)
+            _replace(real, kept + new)
         except OSError:
+            if kept != complete_lines(old):  # only a plain append has a fallback
+                raise
             _append(real, fd, old, new)
     except OSError as exc:
         if created and not os.fstat(fd).st_size:

@@ -110,6 +110,14 @@ Retries = Annotated[
         "--retries",
         metavar="N",
         help="Retry a failed connection or a busy server (429/503) N times, "
-        "with backoff, before any output.",
+        "with backoff, before any output (and resume at most N times with --resume).",
+    ),
+]
+Resume = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="When the stream breaks after text was written, ask the model to go on "
+        "from there (text mode; at most --retries times).",
     ),
 ]

@@ -59,24 +59,43 @@ def stream_answer(
     show_thinking: bool = True,
     keep: bool = False,
     verbose: bool = False,
+    resume: bool = False,
+    reply: Reply | None = None,
 ) -> Reply:
-    """POST `body` to /api/generate or /api/chat and write the answer as it arrives."""
-    try:
-        payload = json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise UsageError("an argument or a file holds text that is not valid UTF-8") from None
-    except ValueError as exc:  # NaN or an infinity that slipped through
-        raise UsageError(f"the request cannot be sent as JSON: {exc}") from None
+    """POST `body` to /api/generate or /api/chat and write the answer as it arrives.
+
+    `reply`: filled as the answer arrives, so the caller keeps what came of an answer
+    that failed. `resume`: a stream that breaks after text was written is continued
+    (ostream.resume), at most `target.retries` times.
+    """
+    reply = reply if reply is not None else Reply()
     client = target.client(writer)
-    try:
-        with (
-            reader_watch(writer.streams.stdout),
-            client.open("POST", "/api/" + kind, payload) as response,
-        ):
+
+    def ask(kind: Kind, body: dict[str, Any]) -> None:
+        payload = request_payload(body)
+        with client.open("POST", "/api/" + kind, payload) as response:
             if response.status >= 300:
                 raise_for_status(response, writer, model=str(body.get("model", "")), jsonl=jsonl)
-            streamer = Streamer(kind, writer, jsonl=jsonl, show_thinking=show_thinking, keep=keep)
-            reply = streamer.run(response.chunks())
+            streamer = Streamer(
+                kind,
+                writer,
+                jsonl=jsonl,
+                show_thinking=show_thinking,
+                keep=keep or resume,
+                reply=reply,
+            )
+            streamer.run(response.chunks())
+
+    try:
+        with reader_watch(writer.streams.stdout):
+            try:
+                ask(kind, body)
+            except ProtocolError as exc:
+                if not resume:
+                    raise
+                from ostream.resume import resume_cut
+
+                resume_cut(exc, ask, kind, body, reply, writer, target.retries)
     except BrokenPipeError:
         raise
     except Exception:
@@ -97,6 +116,16 @@ def stream_answer(
     if verbose and reply.done is not None:
         writer.info(format_stats(reply.done))
     return reply
+
+
+def request_payload(body: dict[str, Any]) -> bytes:
+    """`body` as the UTF-8 JSON that is sent."""
+    try:
+        return json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("an argument or a file holds text that is not valid UTF-8") from None
+    except ValueError as exc:  # NaN or an infinity that slipped through
+        raise UsageError(f"the request cannot be sent as JSON: {exc}") from None
 
 
 def raw_request(

@@ -44,13 +44,21 @@ class Streamer:
     """Turns a generate or chat stream into output, line by line, as it arrives."""
 
     def __init__(
-        self, kind: Kind, writer: Writer, *, jsonl: bool, show_thinking: bool, keep: bool
+        self,
+        kind: Kind,
+        writer: Writer,
+        *,
+        jsonl: bool,
+        show_thinking: bool,
+        keep: bool,
+        reply: Reply | None = None,
     ) -> None:
         self.writer = writer
         self.jsonl = jsonl
         self.show_thinking = show_thinking and not jsonl
         self.keep = keep
-        self.reply = Reply()
+        # The caller's Reply, if given, holds what came even when the stream breaks.
+        self.reply = reply if reply is not None else Reply()
         self._fields = _chat_fields if kind == "chat" else _generate_fields
 
     def run(self, chunks: Iterable[bytes]) -> Reply:

@@ -1,4 +1,5 @@
-"""What a run imports: never pydantic, the reason typer is kept below 0.29 (README)."""
+"""What a run imports: never pydantic, the reason typer is kept below 0.29 (README), and
+prompt_toolkit only in chat -i."""
 
 from __future__ import annotations
 
@@ -49,6 +50,10 @@ def test_a_run_never_imports_pydantic(
     # The commands over several servers cost the others nothing: no rich, no fleet.
     fleet = [name for name in loaded if name.split(".")[0] == "rich" or name in FLEET_MODULES]
     assert not fleet, "only models/ps/pull load these"
+
+    # prompt_toolkit is for chat -i alone: no other command pays for importing it.
+    assert not [name for name in loaded if name.split(".")[0] == "prompt_toolkit"]
+    assert not {"ostream.interactive", "ostream.lineinput", "ostream.slash"} & set(loaded)
 
 
 FLEET_MODULES = ("ostream.fleet", "ostream.tables", "ostream.pull", "concurrent.futures")

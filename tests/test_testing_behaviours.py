@@ -249,3 +249,25 @@ def test_helpers() -> None:
 
 
 # --------------------------------------------------------------------------- standalone
+
+
+def test_a_trailing_assistant_message_is_continued(server: FakeOllama) -> None:
+    def chat(model: str, *messages: dict[str, str]) -> list[str]:
+        status, _, body = request(
+            server.url, "POST", "/api/chat", {"model": model, "messages": list(messages)}
+        )
+        assert status == 200
+        return [o["message"]["content"] for o in lines_of(body) if not o.get("done")]
+
+    question = {"role": "user", "content": "one two three"}
+    assert chat("m", question, {"role": "assistant", "content": "echo: one t"}) == ["wo", " three"]
+    # Not how the echo starts: answered anew.
+    assert (
+        "".join(chat("m", question, {"role": "assistant", "content": "Hi"}))
+        == "echo: one two three"
+    )
+    # `cut` completes a continuation (a fresh request drops: tests/test_resume.py).
+    assert chat("cut", question, {"role": "assistant", "content": "echo: one"}) == [
+        " two",
+        " three",
+    ]

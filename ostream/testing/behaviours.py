@@ -53,7 +53,10 @@ BEHAVIOURS: dict[str, str] = {
     "paced": "`fake_tokens` (60) lines of `tok `, `fake_delay` (0.005) seconds apart",
     "burst": "`fake_tokens` (1000) lines of `tok `, 64 lines per HTTP chunk",
     "error-mid": 'two tokens, then an `{"error": ...}` line, then a clean end',
-    "drop": "two tokens, then the connection closes without the chunked terminator",
+    "drop": "two tokens (`fake_tokens_before`), then the connection closes without the"
+    " chunked terminator",
+    "cut": "like `drop`, but a chat that ends with an assistant message (a cut reply to"
+    " continue) is answered in full",
     "truncated": "two tokens, then a clean end without a `done` line",
     "stall": "`fake_tokens_before` (0) lines, then silence for `fake_stall` (60) s, then a drop;"
     " with 0 lines not even the headers are sent",
@@ -107,7 +110,10 @@ def model_error(model: str, first_busy: Callable[[], bool]) -> Reply | None:
 
 
 def prompt_text(kind: str, req: dict[str, Any]) -> tuple[str, bool]:
-    """The text to echo (the prompt or the last message) and whether the request is empty."""
+    """The text to echo (the prompt or the last message) and whether the request is empty.
+
+    A chat that ends with an assistant message continues it, as Ollama does: the text
+    is then the message before it (see `prefilled`)."""
     if kind == "generate":
         prompt = req.get("prompt")
         text = prompt if isinstance(prompt, str) else ""
@@ -115,9 +121,29 @@ def prompt_text(kind: str, req: dict[str, Any]) -> tuple[str, bool]:
     messages = req.get("messages")
     if not isinstance(messages, list) or not messages:
         return "", True
+    if prefilled(kind, req) is not None and len(messages) > 1:
+        messages = messages[:-1]
     last = messages[-1]
     content = last.get("content") if isinstance(last, dict) else None
     return (content if isinstance(content, str) else ""), False
+
+
+def prefilled(kind: str, req: dict[str, Any]) -> str | None:
+    """The text of a chat's trailing assistant message (the reply to continue), if any."""
+    messages = req.get("messages") if kind == "chat" else None
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    if not isinstance(last, dict) or last.get("role") != "assistant":
+        return None
+    content = last.get("content")
+    return content if isinstance(content, str) else ""
+
+
+def continued(echo: str, prefix: str | None) -> str:
+    """What follows `prefix` in `echo`: the rest of a cut reply (all of it when the
+    prefix is not how the echo starts)."""
+    if prefix is None or not echo.startswith(prefix):
+        return echo
+    return echo[len(prefix) :]
 
 
 def options_of(req: dict[str, Any]) -> dict[str, Any]:
@@ -131,7 +157,8 @@ def completion(kind: str, req: dict[str, Any], model: str) -> Reply:
     opts = options_of(req)
     stream = req.get("stream", True) is not False
     text, empty = prompt_text(kind, req)
-    tokens = tokenize(ECHO_PREFIX + text)
+    prefix = prefilled(kind, req)
+    tokens = tokenize(continued(ECHO_PREFIX + text, prefix))
     if beh == "stall":
         before = opt_int(opts, "fake_tokens_before", 0)
         stall = Stall(opt_float(opts, "fake_stall", 60.0))
@@ -174,10 +201,12 @@ def completion(kind: str, req: dict[str, Any], model: str) -> Reply:
 
     all_lines = lines(kind, model, tokens, thinking, tool_calls, done_text)
     few = all_lines[:-1][: len(thinking) + FEW_TOKENS]
+    if beh in ("drop", "cut"):
+        few = all_lines[:-1][: len(thinking) + opt_int(opts, "fake_tokens_before", FEW_TOKENS)]
     events: list[Event]
     if beh == "error-mid":
         events = paced([*few, ndjson({"error": ERROR_MID_MESSAGE})], 0)
-    elif beh == "drop":
+    elif beh == "drop" or (beh == "cut" and prefix is None):
         events = [*paced(few, 0), Drop()]
     elif beh == "truncated":
         events = paced(few, 0)
