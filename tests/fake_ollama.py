@@ -61,6 +61,7 @@ __all__ = [
     "SPLIT_UTF8_TEXT",
     "THINK_TEXT",
     "TOOL_CALLS",
+    "Burst",
     "Drop",
     "Event",
     "FakeOllama",
@@ -94,7 +95,8 @@ TOOL_CALLS: list[dict[str, Any]] = [
 HTML_502 = "<html><body><h1>502 Bad Gateway</h1></body></html>"
 CONTEXT = [1, 2, 3]
 FEW_TOKENS = 2  # tokens sent before error-mid / drop / truncated misbehave
-BURST_BATCH = 64  # lines per HTTP chunk for the `burst` model
+BURST_BATCH = 64  # lines per HTTP chunk for the `burst` model, unless fake_batch says
+_BURST_WRITE = 1 << 16  # bytes per write of a Burst
 
 _POLL = 0.01  # seconds between checks for a departed client
 _JSON_CT = "application/json; charset=utf-8"
@@ -139,7 +141,18 @@ class Stall:
     seconds: float = 60.0
 
 
-Event: TypeAlias = Send | Sleep | Wait | Drop | Stall
+@dataclass
+class Burst:
+    """``count`` copies of ``line``, ``per_chunk`` to an HTTP chunk, written as fast as
+    the socket takes them: many chunks per write, so the server outruns any client and
+    a million lines cost no memory. ``Recorded.sent`` gets one entry per write."""
+
+    line: bytes
+    count: int
+    per_chunk: int = 1
+
+
+Event: TypeAlias = Send | Burst | Sleep | Wait | Drop | Stall
 
 
 @dataclass
@@ -697,6 +710,11 @@ class _Handler(BaseHTTPRequestHandler):
                 except (_ClientLeft, _Stopping):
                     rec.sent.pop()  # only this thread appends: the entry is last
                     raise
+            elif isinstance(ev, Burst):
+                if head is not None:
+                    self._write(head)
+                    head = None
+                self._burst(rec, ev, chunked=reply.chunked)
             elif isinstance(ev, Sleep):
                 self._idle(ev.seconds)
             elif isinstance(ev, Wait):
@@ -711,8 +729,36 @@ class _Handler(BaseHTTPRequestHandler):
         rec.finished_at = time.monotonic()
         return _DONE if reply.chunked and not client_wants_close else _CLOSED
 
+    def _burst(self, rec: Recorded, burst: Burst, *, chunked: bool) -> None:
+        """Write a Burst: as many whole chunks a write as fit in _BURST_WRITE."""
+        per_chunk = max(1, burst.per_chunk)
+        full, rest = divmod(burst.count, per_chunk)
+        block = burst.line * per_chunk
+        wire = b"%x\r\n%s\r\n" % (len(block), block) if chunked else block
+        group = max(1, min(full, _BURST_WRITE // len(wire)))
+        for times, chunks in ((full // group, group), (1, full % group)):
+            for _ in range(times if chunks else 0):
+                self._send_burst(rec, wire * chunks, block * chunks)
+        if rest:
+            tail = burst.line * rest
+            self._send_burst(rec, b"%x\r\n%s\r\n" % (len(tail), tail) if chunked else tail, tail)
+
+    def _send_burst(self, rec: Recorded, wire: bytes, payload: bytes) -> None:
+        if self._client_gone(0):
+            raise _ClientLeft
+        rec.sent.append((time.monotonic(), payload))  # before the write, as in _play_stream
+        try:
+            self._write(wire)
+        except (_ClientLeft, _Stopping):
+            rec.sent.pop()
+            raise
+
     def _play_whole(self, rec: Recorded, reply: Reply, client_wants_close: bool) -> str:
-        total = b"".join(ev.data for ev in reply.events if isinstance(ev, Send))
+        total = b"".join(
+            ev.data if isinstance(ev, Send) else ev.line * ev.count
+            for ev in reply.events
+            if isinstance(ev, (Send, Burst))
+        )
         framing = {"Content-Length": str(len(total))}
         if client_wants_close:
             framing["Connection"] = "close"
@@ -722,6 +768,8 @@ class _Handler(BaseHTTPRequestHandler):
         for ev in reply.events:
             if isinstance(ev, Send):
                 parts.append(ev.data)
+            elif isinstance(ev, Burst):
+                parts.append(ev.line * ev.count)
             elif isinstance(ev, Sleep):
                 self._idle(ev.seconds)
             elif isinstance(ev, Wait):
@@ -1000,6 +1048,11 @@ class FakeOllama:
         elif beh == "done-text":
             k = 2 if len(tokens) > 2 else 1
             tokens, done_text = tokens[:-k], "".join(tokens[-k:])
+        elif beh == "burst" and stream:
+            count = _opt_int(opts, "fake_tokens", 1000)
+            line, done = self._lines(kind, model, ["tok "], done_extra=metrics(count))
+            batch = _opt_int(opts, "fake_batch", BURST_BATCH)
+            return Reply(events=[Burst(line, count, batch), Send(done)])
         elif beh == "burst":
             tokens = ["tok "] * _opt_int(opts, "fake_tokens", 1000)
         elif beh == "paced":
@@ -1033,11 +1086,6 @@ class FakeOllama:
             events = [Send(data[i : i + 1]) for i in range(len(data))]
         elif beh == "multi":
             events = [Send(b"".join(lines))]
-        elif beh == "burst":
-            events = [
-                Send(b"".join(lines[i : i + BURST_BATCH]))
-                for i in range(0, len(lines), BURST_BATCH)
-            ]
         else:
             events = _paced(lines, delay)
         return Reply(events=events, chunked=beh != "close")
@@ -1050,10 +1098,11 @@ class FakeOllama:
         thinking: list[str] | None = None,
         tool_calls: list[dict[str, Any]] | None = None,
         done_text: str = "",
+        done_extra: dict[str, Any] | None = None,
     ) -> list[bytes]:
         if kind == "generate":
             return _gen_lines(
-                tokens, model=model, thinking=thinking, done_text=done_text, done_extra=None
+                tokens, model=model, thinking=thinking, done_text=done_text, done_extra=done_extra
             )
         return _chat_lines(
             tokens,
@@ -1061,7 +1110,7 @@ class FakeOllama:
             thinking=thinking,
             tool_calls=tool_calls,
             done_text=done_text,
-            done_extra=None,
+            done_extra=done_extra,
         )
 
     @staticmethod

@@ -474,7 +474,7 @@ def test_canned_models(fake_ollama: FakeOllama) -> None:
 def test_burst_and_paced(fake_ollama: FakeOllama) -> None:
     objs = lines_of(generate(fake_ollama.url, "burst", options={"fake_tokens": 200})[2])
     assert len(objs) == 201 and objs[-1]["eval_count"] == 200
-    assert len(fake_ollama.wait_for_request().sent) == 4  # 64 lines per chunk
+    assert b"".join(data for _, data in fake_ollama.wait_for_request().sent).count(b"\n") == 201
     objs = lines_of(
         generate(fake_ollama.url, "paced", options={"fake_tokens": 5, "fake_delay": 0.01})[2]
     )
@@ -483,6 +483,26 @@ def test_burst_and_paced(fake_ollama: FakeOllama) -> None:
     assert len(times) == 6 and times[-1] - times[0] >= 0.04
     objs = lines_of(generate(fake_ollama.url, "slow", options={"fake_delay": 0.001})[2])
     assert "".join(o["response"] for o in objs) == "echo: hello world"
+
+
+@pytest.mark.parametrize(("batch", "sizes"), [(None, [64, 64, 64, 8, 1]), (1, [1] * 201)])
+def test_burst_lines_per_chunk(
+    fake_ollama: FakeOllama, batch: int | None, sizes: list[int]
+) -> None:
+    options: dict[str, Any] = {"fake_tokens": 200}
+    if batch is not None:
+        options["fake_batch"] = batch
+    raw = Raw(fake_ollama.url, body={"model": "burst", "prompt": "hi", "options": options})
+    try:
+        assert raw.head()[0] == 200
+        chunks = []
+        while (chunk := raw.chunk()) is not None:
+            chunks.append(chunk)
+    finally:
+        raw.close()
+    assert [c.count(b"\n") for c in chunks] == sizes
+    assert all(c.endswith(b"\n") for c in chunks)
+    assert json.loads(chunks[-1])["eval_count"] == 200
 
 
 def test_other_endpoints(fake_ollama: FakeOllama) -> None:
