@@ -12,7 +12,7 @@ from typing import Any
 
 from ostream.client import Client, Response
 from ostream.errors import ModelNotFound, ProtocolError, ServerError, UsageError
-from ostream.ndjson import excerpt, json_object
+from ostream.ndjson import compact_line, excerpt, json_object
 from ostream.output import Writer, format_stats
 from ostream.rawbody import copy_raw
 from ostream.signals import reader_watch
@@ -115,7 +115,7 @@ def fail(response: Response, writer: Writer, *, model: str, jsonl: bool) -> None
     """Raise the error an HTTP status ≥ 300 stands for (the JSON body to stdout in --jsonl)."""
     body = response.read_all(ERROR_HEAD)
     if jsonl and json_object(body) is not None:
-        writer.line(body.strip())
+        writer.line(compact_line(body))  # one line, even when the server pretty-printed it
     raise status_error(response, body, model=model)
 
 

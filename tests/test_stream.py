@@ -282,3 +282,21 @@ def test_thinking_is_made_visible_on_a_terminal_stderr_only() -> None:
     assert err(writer) == b"^[[2Jhmm\n"
     writer, _ = run(gen("A", thinking=("\x1b[2Jhmm",)))
     assert err(writer) == b"\x1b[2Jhmm\n"
+
+
+def test_writer_on_a_pipe_writes_each_piece_at_once_and_in_order() -> None:
+    import os
+
+    read_end, write_end = os.pipe()
+    try:
+        stdout = open(write_end, "wb", closefd=False)  # noqa: SIM115
+        stdout.write(b"before ")  # left in the buffer by someone else: must come first
+        writer = Writer(Streams(stdout, io.BytesIO(), False, False, False))
+        for piece in ("a", "b", "c"):
+            writer.text(piece)
+            assert os.read(read_end, 100) == (b"before a" if piece == "a" else piece.encode())
+        writer.line(b'{"done":true}')
+        assert os.read(read_end, 100) == b'\n{"done":true}\n'
+    finally:
+        os.close(read_end)
+        os.close(write_end)
