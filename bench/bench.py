@@ -376,15 +376,9 @@ def measure_latency(runner: Runner, peers: list[Peer], sizes: Sizes) -> Results:
         runner.server.url, "paced", {"fake_tokens": LATENCY_TOKENS, "fake_delay": LATENCY_DELAY}
     )
     cases = [
-        Case("latency", p.name, p.argv(job), options={"mark": b"\n" if p.lines else b"tok"})
+        Case("latency", p.name, p.argv(job), all_tokens, {"mark": b"\n" if p.lines else b"tok"})
         for p in peers
     ]
-    for case in cases:
-        case.check = lambda run: (
-            ""
-            if len(run.marks) >= LATENCY_TOKENS
-            else f"{len(run.marks)}/{LATENCY_TOKENS} tokens seen"
-        )
     runs, all_notes = interleave(runner, cases, sizes.rounds, "latency")
     notes = all_notes["latency"]
     values: Values = {}
@@ -424,6 +418,11 @@ def measure_latency(runner: Runner, peers: list[Peer], sizes: Sizes) -> Results:
         notes,
     )
     return {"latency": values}
+
+
+def all_tokens(run: Run) -> str:
+    seen = len(run.marks)
+    return "" if seen >= LATENCY_TOKENS else f"{seen}/{LATENCY_TOKENS} tokens seen"
 
 
 def added_ms(run: Run) -> list[float]:

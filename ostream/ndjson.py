@@ -126,7 +126,8 @@ def json_object(data: bytes) -> dict[str, Any] | None:
 
 _WHITE = b" \t\r\n"  # JSON's white space
 # Byte classes for `spaced`: JSON's structural characters, its white space, the rest.
-_CLASSES = b"".join(b"S" if c in b"{}[],:" else b"W" if c in _WHITE else b"x" for c in range(256))
+_STRUCTURAL = frozenset(b"{}[],:")
+_CLASSES = b"".join(b"S" if c in _STRUCTURAL else b"W" if c in _WHITE else b"x" for c in range(256))
 _STRINGS = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")')
 
 
@@ -137,8 +138,20 @@ def spaced(line: bytes) -> bool:
     Two values are never adjacent in JSON, so white space between tokens always
     touches one of `{}[],:`; the text inside strings may only cause a false alarm.
     """
-    classes = line.translate(_CLASSES)
-    return b"SW" in classes or b"WS" in classes
+    parts = line.split()  # the runs between white space (b"\v\f" too: never in JSON)
+    if len(parts) > 8:  # many: a scan in C beats a loop in Python
+        classes = line.translate(_CLASSES)
+        return b"SW" in classes or b"WS" in classes
+    if len(parts) <= 1:
+        return bool(parts) and len(parts[0]) != len(line)
+    if line[:1].isspace() or line[-1:].isspace():
+        return True
+    before = parts[0][-1]
+    for part in parts[1:]:
+        if before in _STRUCTURAL or part[0] in _STRUCTURAL:
+            return True
+        before = part[-1]
+    return False
 
 
 def compact_line(line: bytes) -> bytes:

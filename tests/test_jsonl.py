@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 from typing import Any
 
 import pytest
@@ -85,6 +86,38 @@ def test_a_spaced_error_line_mid_stream_is_one_compact_line() -> None:
 def test_every_layout_of_an_object_compacts_to_the_same_line(obj: Any, indent: Any) -> None:
     compact = json.dumps(obj, separators=(",", ":")).encode()
     assert compact_line(json.dumps(obj, indent=indent).encode()) == compact
+
+
+def random_object(rng: random.Random, depth: int = 0) -> Any:
+    """An object of two or more keys: strings full of spaces and JSON punctuation,
+    numbers, literals, and nested arrays and objects."""
+    words = ["a", " ", "{", "}", "[", "]", ",", ":", '"', "\\", "\t", "é", " x , y : z "]
+
+    def value(level: int) -> Any:
+        kind = rng.randrange(6 if level < 2 else 4)
+        if kind == 0:
+            return "".join(rng.choice(words) for _ in range(rng.randrange(6)))
+        if kind == 1:
+            return rng.choice([0, -1, 1.5, 1e300, True, False, None])
+        if kind in (2, 3):
+            return rng.randrange(-1000, 1000)
+        if kind == 4:
+            return [value(level + 1) for _ in range(rng.randrange(4))]
+        return {f"k{i}": value(level + 1) for i in range(rng.randrange(4))}
+
+    return {f"key {i}": value(depth) for i in range(2 + rng.randrange(12))}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_white_space_between_tokens_is_always_noticed(seed: int) -> None:
+    obj = random_object(random.Random(seed))
+    compact = json.dumps(obj, separators=(",", ":"), ensure_ascii=seed % 2 == 0).encode()
+    for items, keys in [(", ", ":"), (",", ": "), (" ,", ":"), (",", " :"), (",\n\t", ":\r ")]:
+        line = json.dumps(obj, separators=(items, keys), ensure_ascii=seed % 2 == 0).encode()
+        assert spaced(line)
+        assert compact_line(line) == compact
+    for line in (b" " + compact, compact + b"\r", b"\t" + compact + b" "):
+        assert spaced(line) and compact_line(line) == compact
 
 
 def test_ollamas_compact_lines_take_the_cheap_path() -> None:
