@@ -128,16 +128,21 @@ _WHITE = b" \t\r\n"  # JSON's white space
 # Byte classes for `spaced`: JSON's structural characters, its white space, the rest.
 _STRUCTURAL = frozenset(b"{}[],:")
 _CLASSES = b"".join(b"S" if c in _STRUCTURAL else b"W" if c in _WHITE else b"x" for c in range(256))
+_LINE_CLASSES = _CLASSES[:10] + b"x" + _CLASSES[11:]  # the same, but b"\n" is x
 _STRINGS = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")')
 
 
-def spaced(line: bytes) -> bool:
+def spaced(line: bytes, *, lines: bool = False) -> bool:
     """Whether valid JSON `line` may have white space between its tokens; False means
-    surely none, cheaply.
+    surely none, cheaply. With `lines`, `line` is NDJSON lines, and the newlines that
+    separate them do not count.
 
     Two values are never adjacent in JSON, so white space between tokens always
     touches one of `{}[],:`; the text inside strings may only cause a false alarm.
     """
+    if lines:
+        classes = line.translate(_LINE_CLASSES)
+        return b"SW" in classes or b"WS" in classes
     parts = line.split()  # the runs between white space (b"\v\f" too: never in JSON)
     if len(parts) > 8:  # many: a scan in C beats a loop in Python
         classes = line.translate(_CLASSES)

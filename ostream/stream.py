@@ -114,7 +114,8 @@ class Streamer:
         """The server's own lines, byte for byte but for white space between tokens."""
         if not objects:
             return
-        if len(objects) != block.count(b"\n") + 1 or spaced(block):
+        newlines = block.count(b"\n")
+        if len(objects) != newlines + 1 or spaced(block, lines=newlines > 0):
             # Rare: blank lines, a line not taken, or white space to drop (a proxy, a
             # gateway): each line that parsed, compacted on its own.
             lines = [line for line in block.split(b"\n") if line.strip()][: len(objects)]

@@ -60,6 +60,12 @@ def test_spaced_lines_in_one_read_are_compacted_each() -> None:
     assert jsonl([block]) == (expected, None)
 
 
+def test_compact_lines_in_one_read_are_written_as_they_are() -> None:
+    block = b'{"response":"a b","done":false}\n{"response":" x","n":1.50,"done":false}\n'
+    assert not spaced(block[:-1], lines=True)
+    assert jsonl([block, DONE]) == (block + DONE, None)
+
+
 def test_a_spaced_line_mid_stream_among_compact_ones() -> None:
     chunks = [b'{"response":"a","done":false}\n', b'{"response": "b" ,\t"n": 1.50}\n', DONE]
     assert jsonl(chunks) == (
@@ -118,6 +124,7 @@ def test_white_space_between_tokens_is_always_noticed(seed: int) -> None:
         assert compact_line(line) == compact
     for line in (b" " + compact, compact + b"\r", b"\t" + compact + b" "):
         assert spaced(line) and compact_line(line) == compact
+        assert spaced(compact + b"\n" + line, lines=True)
 
 
 def test_ollamas_compact_lines_take_the_cheap_path() -> None:
