@@ -70,11 +70,9 @@ def size_label(n: int) -> str:
 
 
 def framing_label(per_chunk: int) -> str:
-    return (
-        "Ollama's framing, 1 line per HTTP chunk"
-        if per_chunk == 1
-        else (f"{per_chunk} lines per HTTP chunk (not what Ollama sends)")
-    )
+    if per_chunk == 1:
+        return "Ollama's framing, 1 line per HTTP chunk"
+    return f"{per_chunk} lines per HTTP chunk, not what Ollama sends"
 
 
 # --------------------------------------------------------------------------- running a client
