@@ -143,8 +143,9 @@ class Runner:
             self.live = proc
             assert proc.stdout is not None
             fd = proc.stdout.fileno()
-            # Without timestamps to take, read at most every DRAIN_PAUSE: waking for each
-            # of a client's small writes would make the bench, not the client, the limit.
+            # Without timestamps to take, read at most every DRAIN_PAUSE (all there is):
+            # waking for each of a client's small writes would make the bench, not the
+            # client, the limit.
             pause = 0.0 if mark is not None else DRAIN_PAUSE
             with contextlib.suppress(AttributeError, OSError):
                 fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)  # Linux: room for the pauses
@@ -153,7 +154,7 @@ class Runner:
                 while (remaining := deadline - time.monotonic()) > 0:
                     if not select.select([fd], [], [], remaining)[0]:
                         continue
-                    data = os.read(fd, 1 << 16)
+                    data = os.read(fd, 1 << 20 if pause else 1 << 16)
                     now = time.monotonic()
                     if not data:
                         result.eof_at = now
