@@ -1,22 +1,21 @@
 """Measure ostream side by side with its peers, in one run, against the fake Ollama server.
 
-Run from the repository root with the project's virtualenv:
-
-    .venv/bin/python bench/bench.py            # the full run (about 2 minutes on 2 cores)
-    .venv/bin/python bench/bench.py --quick    # a smoke run (well under a minute)
+    .venv/bin/python bench/bench.py            # the full run
+    .venv/bin/python bench/bench.py --quick    # a smoke run
 
 Every client is a separate process that reads from the in-process fake server and writes
 to a pipe this script drains (os.read in a select loop, timestamps from time.monotonic()).
-Peers are measured interleaved, round by round, and reported as ratios to ostream (text
-mode), because absolute numbers on a shared 2-core machine mean little.
+Every measurement has one shape: cases run in interleaved rounds (the order rotated each
+round), then one table of each row's figures and their ratio to ostream (text mode),
+because absolute numbers on a shared machine mean little. The goals are checked from the
+same tables at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
-import json
+import fcntl
 import os
 import platform
 import re
@@ -28,216 +27,52 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for path in (str(ROOT), str(BENCH)):
+    if path not in sys.path:
+        sys.path.insert(0, path)
 
-from ostream.testing import (  # noqa: E402
-    CONTEXT,
-    Event,
-    FakeOllama,
-    Recorded,
-    Reply,
-    Send,
-    created_at,
-    go_json,
-    metrics,
-)
+from peers import Job, Peer, all_peers, child_env, console_script, missing_reason, ostream_args  # noqa: E402
+
+from ostream.testing import BURST_BATCH, FakeOllama, Recorded  # noqa: E402
 
 MEASUREMENTS = ("latency", "throughput", "startup", "memory")
-PROMPT = "Why is the sky blue?"
-BURST_BATCH = 64  # NDJSON lines per HTTP chunk in throughput/memory runs, as the fake's `burst`
-
-# Targets checked in the "goals" block.
-GOAL_LATENCY_P99_MS = 1.0
-GOAL_THROUGHPUT_VS_REQUESTS = 1.3
-GOAL_STARTUP_VS_REQUESTS = 1.6
-GOAL_RSS_GROWTH = 1.25
+REFERENCE = "ostream"
+STREAMING = ("ostream", "ostream --jsonl", "curl", "curl | jq", "ollama client", "requests loop")
+LAUNCHERS = ("ostream", "ostream (script)", "curl", "ollama client", "requests loop")
+BIG_PEERS = ("ostream", "ostream --jsonl", "requests loop")
+LATENCY_TOKENS, LATENCY_DELAY = 80, 0.005
+DRAIN_PAUSE = 0.001  # seconds between reads of a client's output, except for latency
 
 
-# --------------------------------------------------------------------------- peers
+@dataclass
+class Sizes:
+    rounds: int = 5  # latency rounds
+    runs: int = 3  # throughput rounds
+    startup_rounds: int = 15
+    chunks: int = 300_000  # throughput stream
+    batch: int = BURST_BATCH  # lines per HTTP chunk in the second throughput table
+    small: int = 20_000  # memory
+    big: int = 2_000_000  # memory; 0: skipped
 
 
-@dataclass(frozen=True)
-class Job:
-    """What one client run asks the server for."""
-
-    url: str
-    model: str
-    options: dict[str, Any]
-    prompt: str = PROMPT
-
-    def body(self) -> str:
-        return json.dumps(
-            {"model": self.model, "prompt": self.prompt, "stream": True, "options": self.options}
-        )
+def size_label(n: int) -> str:
+    for unit, div in (("M", 1_000_000), ("k", 1000)):
+        if n >= div and n % (div // 10) == 0:
+            return f"{n / div:g}{unit}"
+    return f"{n:,}"
 
 
-@dataclass(frozen=True)
-class Peer:
-    name: str
-    argv: Callable[[Job], list[str]]
-    lines: bool  # output is NDJSON lines (count b"\n"), else answer text (count b"tok")
-    note: str = ""
-
-
-def _ostream_args(job: Job, *, jsonl: bool) -> list[str]:
-    args = ["generate", "--host", job.url, "-m", job.model]
-    for key, value in job.options.items():
-        args += ["-o", f"{key}={json.dumps(value)}"]
-    if jsonl:
-        args.append("--jsonl")
-    return [*args, job.prompt]
-
-
-def _curl(job: Job) -> list[str]:
-    return [
-        "curl",
-        "-sN",
-        job.url + "/api/generate",
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        job.body(),
-    ]
-
-
-CURL_JQ = (
-    'curl -sN "$1/api/generate" -H "Content-Type: application/json" --data-binary "$2"'
-    " | jq --unbuffered -j .response"
-)
-
-
-def console_script() -> Path:
-    return Path(sys.executable).parent / "ostream"
-
-
-def all_peers() -> list[Peer]:
-    py = sys.executable
-    return [
-        Peer("ostream", lambda j: [py, "-m", "ostream", *_ostream_args(j, jsonl=False)], False),
-        Peer(
-            "ostream --jsonl",
-            lambda j: [py, "-m", "ostream", *_ostream_args(j, jsonl=True)],
-            True,
-        ),
-        Peer(
-            "ostream (script)",
-            lambda j: [str(console_script()), *_ostream_args(j, jsonl=False)],
-            False,
-            "console script",
-        ),
-        Peer("curl", _curl, True, "raw bytes: the floor"),
-        Peer(
-            "curl | jq",
-            lambda j: ["bash", "-c", CURL_JQ, "bash", j.url, j.body()],
-            False,
-            "jq --unbuffered -j",
-        ),
-        Peer(
-            "ollama client",
-            lambda j: [py, str(BENCH / "peer_ollama.py"), j.url, j.body()],
-            False,
-        ),
-        Peer(
-            "requests loop",
-            lambda j: [py, str(BENCH / "peer_requests.py"), j.url, j.body()],
-            False,
-        ),
-    ]
-
-
-def missing_reason(peer: Peer) -> str | None:
-    """Why `peer` cannot run here, or None."""
-    if peer.name.startswith("curl") and shutil.which("curl") is None:
-        return "curl not found"
-    if peer.name == "curl | jq" and (shutil.which("jq") is None or shutil.which("bash") is None):
-        return "jq (or bash) not found"
-    if peer.name == "ollama client" and not importable("ollama"):
-        return f"`import ollama` fails ({sys.executable} -m pip install ollama)"
-    if peer.name == "ostream (script)" and not console_script().exists():
-        return f"no console script at {console_script()}"
-    if peer.name.startswith("ostream") and not importable("ostream.cli"):
-        return "`import ostream.cli` fails: run with the project's virtualenv"
-    if peer.name == "requests loop" and not importable("requests"):
-        return "`import requests` fails"
-    return None
-
-
-@functools.cache
-def importable(module: str) -> bool:
-    """Whether a client process (this interpreter, the clients' environment) can import it."""
-    try:
-        probe = subprocess.run(
-            [sys.executable, "-c", f"import {module}"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            env=child_env(),
-            cwd=ROOT,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return probe.returncode == 0
-
-
-def child_env() -> dict[str, str]:
-    """The environment without anything that would redirect or reconfigure a client."""
-    drop = ("OLLAMA_", "OSTREAM_", "PYTHON")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(drop) and not k.lower().endswith("_proxy") and k != "NO_COLOR"
-    }
-    env["no_proxy"] = env["NO_PROXY"] = "127.0.0.1,localhost"
-    return env
-
-
-# --------------------------------------------------------------------------- the server side
-
-
-class LazyEvents(list[Event]):
-    """Events produced while the reply is played, so millions of lines need no memory."""
-
-    def __init__(self, make: Callable[[], Iterator[Event]]) -> None:
-        super().__init__()
-        self._make = make
-
-    def __iter__(self) -> Iterator[Event]:
-        return self._make()
-
-
-def burst_reply(model: str, count: int) -> Reply:
-    """`count` generate lines ("tok " each), BURST_BATCH per HTTP chunk, then the done line."""
-    line = go_json({"model": model, "created_at": created_at(), "response": "tok ", "done": False})
-    line += b"\n"
-    block = line * BURST_BATCH
-    done = {
-        "model": model,
-        "created_at": created_at(),
-        "response": "",
-        "done": True,
-        "done_reason": "stop",
-        "context": CONTEXT,
-        **metrics(count),
-    }
-
-    def events() -> Iterator[Event]:
-        full, rest = divmod(count, BURST_BATCH)
-        for _ in range(full):
-            yield Send(block)
-        if rest:
-            yield Send(line * rest)
-        yield Send(go_json(done) + b"\n")
-
-    return Reply(events=LazyEvents(events))
+def framing_label(per_chunk: int) -> str:
+    if per_chunk == 1:
+        return "Ollama's framing, 1 line per HTTP chunk"
+    return f"{per_chunk} lines per HTTP chunk, not what Ollama sends"
 
 
 # --------------------------------------------------------------------------- running a client
@@ -245,7 +80,6 @@ def burst_reply(model: str, count: int) -> Reply:
 
 @dataclass
 class Run:
-    peer: str
     spawn_at: float
     ok: bool = False
     error: str = ""
@@ -259,6 +93,12 @@ class Run:
     maxrss_kb: int = 0
     marks: list[float] = field(default_factory=list)  # arrival time of each token / line
 
+    @property
+    def wall(self) -> float:
+        """Request arrival at the server -> EOF on the client's stdout."""
+        assert self.request is not None and self.eof_at is not None
+        return self.eof_at - self.request.received_at
+
 
 class Runner:
     def __init__(self, server: FakeOllama, env: dict[str, str]) -> None:
@@ -269,12 +109,10 @@ class Runner:
 
     def run(
         self,
-        name: str,
         argv: list[str],
         *,
-        timeout: float,
+        timeout: float = 30,
         mark: bytes | None = None,
-        script: Reply | None = None,
         expect_request: bool = True,
         peak_rss: bool = False,
     ) -> Run:
@@ -283,14 +121,12 @@ class Runner:
         `mark`: record the arrival time of every occurrence of these bytes in the output.
         `peak_rss`: run it under GNU time for a true peak RSS (see `gnu_time`).
         """
-        if script is not None:
-            self.server.script(script)
         before = len(self.server.requests)
         seen = bytearray()
         with tempfile.TemporaryFile() as errfile, tempfile.NamedTemporaryFile() as rssfile:
             if peak_rss and self.gnu_time:
                 argv = [self.gnu_time, "-f", "%M", "-o", rssfile.name, *argv]
-            spawn_at = time.monotonic()
+            result = Run(time.monotonic())
             try:
                 proc = subprocess.Popen(
                     argv,
@@ -302,22 +138,23 @@ class Runner:
                     start_new_session=True,
                 )
             except OSError as exc:
-                return Run(name, spawn_at, error=f"cannot start: {exc}")
+                result.error = f"cannot start: {exc}"
+                return result
             self.live = proc
-            result = Run(name, spawn_at)
             assert proc.stdout is not None
             fd = proc.stdout.fileno()
-            deadline = spawn_at + timeout
+            # Without timestamps to take, read at most every DRAIN_PAUSE (all there is):
+            # waking for each of a client's small writes would make the bench, not the
+            # client, the limit.
+            pause = 0.0 if mark is not None else DRAIN_PAUSE
+            with contextlib.suppress(AttributeError, OSError):
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)  # Linux: room for the pauses
+            deadline = result.spawn_at + timeout
             try:
-                while True:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        result.error = f"timed out after {timeout:g}s"
-                        break
-                    ready, _, _ = select.select([fd], [], [], remaining)
-                    if not ready:
+                while (remaining := deadline - time.monotonic()) > 0:
+                    if not select.select([fd], [], [], remaining)[0]:
                         continue
-                    data = os.read(fd, 1 << 16)
+                    data = os.read(fd, 1 << 20 if pause else 1 << 16)
                     now = time.monotonic()
                     if not data:
                         result.eof_at = now
@@ -326,8 +163,11 @@ class Runner:
                     result.newlines += data.count(b"\n")
                     if mark is not None:
                         seen += data
-                        found = seen.count(mark)
-                        result.marks.extend([now] * (found - len(result.marks)))
+                        result.marks.extend([now] * (seen.count(mark) - len(result.marks)))
+                    elif pause:
+                        time.sleep(pause)
+                else:
+                    result.error = f"timed out after {timeout:g}s"
             finally:
                 self._reap(proc, result, kill=result.eof_at is None)
                 self.live = None
@@ -350,15 +190,13 @@ class Runner:
         if kill:
             _kill_group(proc.pid)
         deadline = time.monotonic() + 10
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
+        while not (waited := os.wait4(proc.pid, os.WNOHANG))[0]:
             if time.monotonic() > deadline:
                 _kill_group(proc.pid)
-                pid, status, usage = os.wait4(proc.pid, 0)
+                waited = os.wait4(proc.pid, 0)
                 break
             time.sleep(0.0005)
+        _, status, usage = waited
         result.exit_at = time.monotonic()
         result.returncode = proc.returncode = os.waitstatus_to_exitcode(status)
         result.cpu = usage.ru_utime + usage.ru_stime
@@ -384,9 +222,7 @@ def gnu_time() -> str | None:
     if not os.path.exists(path):
         return None
     try:
-        probe = subprocess.run(
-            [path, "-f", "%M", "true"], capture_output=True, timeout=10, check=False
-        )
+        probe = subprocess.run([path, "-f", "%M", "true"], capture_output=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return path if probe.returncode == 0 and _last_int(probe.stderr.decode()) > 0 else None
@@ -410,319 +246,314 @@ def log(text: str) -> None:
     sys.stderr.flush()
 
 
-# --------------------------------------------------------------------------- statistics and tables
+# --------------------------------------------------------------------------- the one pattern
+
+
+@dataclass
+class Case:
+    """One command of a measurement, run once per round: a row of table `table`."""
+
+    table: str
+    row: str
+    argv: list[str]
+    check: Callable[[Run], str] = lambda run: ""  # what is wrong with a finished run
+    options: dict[str, Any] = field(default_factory=dict)  # for Runner.run
+
+
+Runs = dict[str, dict[str, list[Run]]]  # table -> row -> the good runs
+Notes = dict[str, list[str]]  # table -> what went wrong in its runs
+
+
+def interleave(runner: Runner, cases: list[Case], rounds: int, what: str) -> tuple[Runs, Notes]:
+    """Run every case once per round, the order rotated each round so that no case always
+    runs first or last; the good runs by table and row, and a note for each bad one."""
+    runs: Runs = {}
+    notes: Notes = {}
+    for case in cases:
+        runs.setdefault(case.table, {})[case.row] = []
+        notes[case.table] = []
+    for r in range(rounds):
+        log(f"{what}: round {r + 1}/{rounds}")
+        k = r % len(cases) if cases else 0
+        for case in cases[k:] + cases[:k]:
+            run = runner.run(case.argv, **case.options)
+            problem = run.error or case.check(run)
+            if problem:
+                notes[case.table].append(f"{case.row}: round {r + 1}: {problem}")
+            else:
+                runs[case.table][case.row].append(run)
+    return runs, notes
+
+
+@dataclass(frozen=True)
+class Col:
+    head: str
+    fmt: str = ".3f"
+    ratio: bool = False  # also show it as a ratio to the reference row
+
+
+Values = dict[str, dict[str, float]]  # row -> column head -> figure
+
+
+def ratio_table(
+    title: str,
+    columns: list[Col],
+    values: Values,
+    rows: Sequence[str],
+    notes: list[str],
+    reference: str = REFERENCE,
+) -> None:
+    """Print one measurement: each row's figures, and for `ratio` columns the ratio of
+    each row to the reference row."""
+    headers = ["", *(h for c in columns for h in [c.head, f"x {reference}"][: 1 + c.ratio])]
+    cells = []
+    ref = values.get(reference, {})
+    for row in rows:
+        got = values.get(row, {})
+        line = [row]
+        for col in columns:
+            value = got.get(col.head)
+            line.append("-" if value is None else format(value, col.fmt))
+            if col.ratio:
+                base = ref.get(col.head)
+                line.append("-" if value is None or not base else f"{value / base:.2f}x")
+        cells.append(line)
+    widths = [max(len(r[i]) for r in [headers, *cells]) for i in range(len(headers))]
+
+    def fmt(line: Sequence[str]) -> str:
+        first = line[0].ljust(widths[0])
+        return "  ".join(
+            [first, *(c.rjust(w) for c, w in zip(line[1:], widths[1:], strict=True))]
+        ).rstrip()
+
+    print(f"\n## {title}")
+    print(fmt(headers))
+    print("  ".join("-" * w for w in widths))
+    for line in cells:
+        print(fmt(line))
+    for note in notes:
+        print(f"  note: {note}")
+    sys.stdout.flush()
 
 
 def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
-    if not ordered:
-        return float("nan")
     pos = (len(ordered) - 1) * q / 100
     lo = int(pos)
     hi = min(lo + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def ratio(value: float | None, reference: float | None) -> str:
-    if value is None or reference is None or reference == 0:
-        return "-"
-    return f"{value / reference:.2f}x"
+def median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
 
 
-def num(value: float | None, fmt: str = ".2f") -> str:
-    return "-" if value is None else format(value, fmt)
+def put(values: Values, row: str, **figures: float | None) -> None:
+    values.setdefault(row, {}).update({k: v for k, v in figures.items() if v is not None})
 
 
-def table(
-    title: str, headers: Sequence[str], rows: Sequence[Sequence[str]], notes: list[str]
-) -> None:
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+def short_output(peer: Peer, count: int) -> Callable[[Run], str]:
+    """The check that a peer wrote all `count` chunks (and the done line)."""
+
+    def check(run: Run) -> str:
+        if peer.lines and run.newlines < count + 1:
+            return f"short output: {run.newlines:,} lines for {count + 1:,}"
+        if not peer.lines and run.nbytes < 4 * count:
+            return f"short output: {run.nbytes:,} bytes for {4 * count:,}"
+        return ""
+
+    return check
+
+
+# --------------------------------------------------------------------------- the measurements
+
+Results = dict[str, Values]  # table key -> its figures
+
+
+def measure_latency(runner: Runner, peers: list[Peer], sizes: Sizes) -> Results:
+    job = Job(
+        runner.server.url, "paced", {"fake_tokens": LATENCY_TOKENS, "fake_delay": LATENCY_DELAY}
+    )
+    cases = [
+        Case("latency", p.name, p.argv(job), all_tokens, {"mark": b"\n" if p.lines else b"tok"})
+        for p in peers
     ]
-
-    def fmt(cells: Sequence[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
-        return "  ".join([first, *rest]).rstrip()
-
-    print(f"\n## {title}")
-    print(fmt(headers))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print(fmt(row))
-    for note in notes:
-        print(f"  note: {note}")
-    sys.stdout.flush()
-
-
-def rotate(items: list[Peer], k: int) -> list[Peer]:
-    """The round-robin order of round `k`, so no peer always runs first or last."""
-    if not items:
-        return items
-    k %= len(items)
-    return items[k:] + items[:k]
-
-
-# --------------------------------------------------------------------------- measurements
-
-
-@dataclass
-class Results:
-    latency_p99: dict[str, float] = field(default_factory=dict)
-    rate: dict[str, float] = field(default_factory=dict)
-    startup: dict[str, float] = field(default_factory=dict)
-    rss_small: dict[str, int] = field(default_factory=dict)
-    rss_big: dict[str, int] = field(default_factory=dict)
-    light: dict[str, bool] = field(default_factory=dict)  # --version/--help skip requests
-
-
-def measure_latency(runner: Runner, peers: list[Peer], rounds: int, res: Results) -> None:
-    tokens, delay = 80, 0.005
-    samples: dict[str, list[float]] = {p.name: [] for p in peers}
-    firsts: dict[str, list[float]] = {p.name: [] for p in peers}
-    notes: list[str] = []
-    for r in range(rounds):
-        log(f"latency: round {r + 1}/{rounds}")
-        for peer in rotate(peers, r):
-            job = Job(runner.server.url, "paced", {"fake_tokens": tokens, "fake_delay": delay})
-            mark = b"\n" if peer.lines else b"tok"
-            run = runner.run(peer.name, peer.argv(job), timeout=30, mark=mark)
-            if not run.ok or run.request is None:
-                notes.append(f"{peer.name}: round {r + 1}: {run.error}")
-                continue
-            sent = [t for t, _ in run.request.sent][:tokens]
-            got = run.marks[:tokens]
-            if len(got) < tokens or len(sent) < tokens:
-                notes.append(f"{peer.name}: round {r + 1}: {len(got)}/{tokens} tokens seen")
-            added = [(g - s) * 1e3 for g, s in zip(got, sent, strict=False)]
-            samples[peer.name] += added
-            firsts[peer.name] += added[:1]
-    stats: dict[str, tuple[float, float, float]] = {}
-    for name, values in samples.items():
-        if values:
-            stats[name] = (percentile(values, 50), percentile(values, 99), max(values))
-    # The first token also carries the response headers and the client's set-up after them.
-    rest = {
-        name: [v for i, v in enumerate(values) if i % tokens] for name, values in samples.items()
-    }
-    ref = stats.get("ostream")
-    rows = []
-    for peer in peers:
-        if peer.name not in stats:
-            rows.append([peer.name, "0", "-", "-", "-", "-", "-", "-", "-"])
-            continue
-        p50, p99, worst = stats[peer.name]
-        rows.append(
-            [
-                peer.name,
-                str(len(samples[peer.name])),
-                f"{p50:.3f}",
-                f"{p99:.3f}",
-                f"{worst:.3f}",
-                f"{statistics.median(firsts[peer.name]):.3f}",
-                num(percentile(rest[peer.name], 99) if rest[peer.name] else None, ".3f"),
-                ratio(p50, ref[0] if ref else None),
-                ratio(p99, ref[1] if ref else None),
-            ]
-        )
-        res.latency_p99[peer.name] = p99
-    notes.insert(
-        0,
-        f"model paced, {tokens} tokens {delay * 1e3:g} ms apart, {rounds} round(s); per token: "
-        "server flushed its chunk -> its bytes read from the client's stdout pipe",
-    )
-    table(
-        "1. added latency per token (ms, lower is better)",
-        [
-            "peer",
-            "samples",
-            "p50",
-            "p99",
-            "max",
-            "1st token",
-            "p99 w/o 1st",
-            "p50 x ostream",
-            "p99 x ostream",
-        ],
-        rows,
-        notes,
-    )
-
-
-def measure_throughput(
-    runner: Runner, peers: list[Peer], rounds: int, count: int, res: Results
-) -> None:
-    runs: dict[str, list[Run]] = {p.name: [] for p in peers}
-    notes: list[str] = []
-    for r in range(rounds):
-        log(f"throughput: run {r + 1}/{rounds} ({count:,} chunks)")
-        for peer in rotate(peers, r):
-            job = Job(runner.server.url, "burst", {"fake_tokens": count})
-            run = runner.run(
-                peer.name, peer.argv(job), timeout=120, script=burst_reply("burst", count)
+    runs, all_notes = interleave(runner, cases, sizes.rounds, "latency")
+    notes = all_notes["latency"]
+    values: Values = {}
+    for row, done in runs["latency"].items():
+        per_run = [added_ms(run) for run in done]
+        every = [ms for added in per_run for ms in added]
+        later = [ms for added in per_run for ms in added[1:]]
+        if every:
+            put(
+                values,
+                row,
+                samples=len(every),
+                p50=percentile(every, 50),
+                p99=percentile(every, 99),
+                max=max(every),
+                **{"1st token": median([a[0] for a in per_run])},
+                **{"p99 w/o 1st": percentile(later, 99) if later else None},
             )
-            problem = run.error or _short_output(peer, run, count)
-            if problem:
-                notes.append(f"{peer.name}: run {r + 1}: {problem}")
-                continue
-            runs[peer.name].append(run)
-    table_rows: dict[str, tuple[float, float, float]] = {}
-    for name, done in runs.items():
-        if not done:
-            continue
-        walls = [_wall(run) for run in done]
-        table_rows[name] = (
-            statistics.median(count / w for w in walls),
-            statistics.median(run.cpu for run in done),
-            statistics.median(walls),
-        )
-    ref = table_rows.get("ostream")
-    rows = []
-    for peer in peers:
-        if peer.name not in table_rows:
-            rows.append([peer.name, "-", "-", "-", "-", "-"])
-            continue
-        rate, cpu, wall = table_rows[peer.name]
-        rows.append(
-            [
-                peer.name,
-                f"{rate:,.0f}",
-                f"{wall:.3f}",
-                f"{cpu:.3f}",
-                ratio(rate, ref[0] if ref else None),
-                ratio(cpu, ref[1] if ref else None),
-            ]
-        )
-        res.rate[peer.name] = rate
     notes.insert(
         0,
-        f"{count:,} generate chunks ({BURST_BATCH} per HTTP chunk) written to a pipe drained "
-        f"by the bench; median of {rounds}; wall = request arrival -> EOF on stdout; "
-        "CPU = user+sys of the client (a pipeline: all its processes)",
+        f"model paced, {LATENCY_TOKENS} tokens {LATENCY_DELAY * 1e3:g} ms apart, {sizes.rounds} "
+        "round(s); per token: server flushed its chunk -> its bytes read from the client's pipe",
     )
-    table(
-        "2. throughput (higher chunks/s is better)",
-        ["peer", "chunks/s", "wall s", "CPU s", "chunks/s x ostream", "CPU x ostream"],
-        rows,
+    columns = [
+        Col("samples", "d"),
+        Col("p50", ratio=True),
+        Col("p99", ratio=True),
+        Col("max"),
+        Col("1st token"),
+        Col("p99 w/o 1st"),
+    ]
+    ratio_table(
+        "1. added latency per token (ms, lower is better)",
+        columns,
+        values,
+        [p.name for p in peers],
         notes,
     )
+    return {"latency": values}
 
 
-def _wall(run: Run) -> float:
-    assert run.request is not None and run.eof_at is not None
-    return run.eof_at - run.request.received_at
+def all_tokens(run: Run) -> str:
+    seen = len(run.marks)
+    return "" if seen >= LATENCY_TOKENS else f"{seen}/{LATENCY_TOKENS} tokens seen"
 
 
-def _short_output(peer: Peer, run: Run, count: int) -> str:
-    if peer.lines and run.newlines < count + 1:
-        return f"short output: {run.newlines:,} lines for {count + 1:,}"
-    if not peer.lines and run.nbytes < 4 * count:
-        return f"short output: {run.nbytes:,} bytes for {4 * count:,}"
-    return ""
+def added_ms(run: Run) -> list[float]:
+    """Per token: the server flushing its chunk -> its bytes read from the client's stdout."""
+    assert run.request is not None
+    sent = [t for t, _ in run.request.sent][:LATENCY_TOKENS]
+    return [(got - put_at) * 1e3 for got, put_at in zip(run.marks, sent, strict=False)]
 
 
-def measure_startup(runner: Runner, peers: list[Peer], rounds: int, res: Results) -> None:
+def measure_throughput(runner: Runner, peers: list[Peer], sizes: Sizes) -> Results:
+    count = sizes.chunks
+    framings = {"throughput": 1, "throughput batched": sizes.batch}
+    cases = [
+        Case(
+            table,
+            p.name,
+            p.argv(
+                Job(runner.server.url, "burst", {"fake_tokens": count, "fake_batch": per_chunk})
+            ),
+            short_output(p, count),
+            {"timeout": 300},
+        )
+        for table, per_chunk in framings.items()
+        for p in peers
+    ]
+    runs, notes = interleave(runner, cases, sizes.runs, f"throughput ({size_label(count)} chunks)")
+    results: Results = {}
+    columns = [
+        Col("chunks/s", ",.0f", ratio=True),
+        Col("wall s"),
+        Col("CPU s"),
+        Col("CPU µs/chunk", ".2f", ratio=True),
+    ]
+    for n, (table, per_chunk) in enumerate(framings.items()):
+        values: Values = {}
+        for row, done in runs[table].items():
+            if done:
+                cpu = statistics.median(run.cpu for run in done)
+                put(
+                    values,
+                    row,
+                    **{
+                        "chunks/s": statistics.median(count / run.wall for run in done),
+                        "wall s": statistics.median(run.wall for run in done),
+                        "CPU s": cpu,
+                        "CPU µs/chunk": cpu / count * 1e6,
+                    },
+                )
+        table_notes = [
+            f"{count:,} generate chunks ({framing_label(per_chunk)}) into a pipe the bench "
+            f"drains; median of {sizes.runs}, both tables interleaved in one run; wall = request "
+            "arrival -> EOF on stdout; CPU = user+sys of the client, start-up included "
+            "(a pipeline: all its processes)",
+            *notes[table],
+        ]
+        title = f"2{'ab'[n]}. throughput, {framing_label(per_chunk)} (higher chunks/s is better)"
+        ratio_table(title, columns, values, [p.name for p in peers], table_notes)
+        results[table] = values
+    return results
+
+
+def measure_startup(runner: Runner, peers: list[Peer], sizes: Sizes) -> Results:
     py = sys.executable
-    ostream_cmd = [py, "-m", "ostream"]
-    # Commands timed from spawn to exit (no request), beside the spawn->request peers.
-    walls: dict[str, list[str]] = {
-        "ostream --version": [*ostream_cmd, "--version"],
-        "ostream --help": [*ostream_cmd, "--help"],
+    job = Job(runner.server.url, "paced", {"fake_tokens": 1, "fake_delay": 0})
+    exits: dict[str, list[str]] = {
+        "ostream --version": [py, "-m", "ostream", "--version"],
+        "ostream --help": [py, "-m", "ostream", "--help"],
         "ostream (script) --version": [str(console_script()), "--version"],
         "python -c pass": [py, "-c", "pass"],
         "python -c 'import requests'": [py, "-c", "import requests"],
         "python -c 'import typer'": [py, "-c", "import typer"],
     }
     if not console_script().exists():
-        del walls["ostream (script) --version"]
-    spawn_ms: dict[str, list[float]] = {p.name: [] for p in peers}
-    wall_ms: dict[str, list[float]] = {k: [] for k in walls}
-    cpu_ms: dict[str, list[float]] = {k: [] for k in walls}
-    notes: list[str] = []
-    jobs: list[tuple[str, Peer | None]] = [(p.name, p) for p in peers]
-    jobs += [(name, None) for name in walls]
-    for r in range(rounds):
-        log(f"startup: round {r + 1}/{rounds}")
-        k = r % len(jobs)
-        for name, peer in jobs[k:] + jobs[:k]:
-            if peer is not None:
-                job = Job(runner.server.url, "paced", {"fake_tokens": 1, "fake_delay": 0})
-                run = runner.run(name, peer.argv(job), timeout=30)
-                if run.ok and run.request is not None:
-                    spawn_ms[name].append((run.request.received_at - run.spawn_at) * 1e3)
-                else:
-                    notes.append(f"{name}: round {r + 1}: {run.error}")
-            else:
-                run = runner.run(name, walls[name], timeout=30, expect_request=False)
-                if run.ok and run.exit_at is not None:
-                    wall_ms[name].append((run.exit_at - run.spawn_at) * 1e3)
-                    cpu_ms[name].append(run.cpu * 1e3)
-                else:
-                    notes.append(f"{name}: round {r + 1}: {run.error}")
-    med = {k: statistics.median(v) for k, v in spawn_ms.items() if v}
-    ref = med.get("ostream")
-    rows = []
-    for peer in peers:
-        values = spawn_ms[peer.name]
-        if not values:
-            rows.append([peer.name, "-", "-", "-"])
-            continue
-        rows.append(
-            [peer.name, f"{med[peer.name]:.1f}", f"{min(values):.1f}", ratio(med[peer.name], ref)]
+        del exits["ostream (script) --version"]
+    cases = [Case("request", p.name, p.argv(job)) for p in peers]
+    cases += [
+        Case("exit", name, argv, options={"expect_request": False}) for name, argv in exits.items()
+    ]
+    runs, all_notes = interleave(runner, cases, sizes.startup_rounds, "startup")
+    notes = all_notes["request"] + all_notes["exit"]
+    to_request: Values = {}
+    for row, done in runs["request"].items():
+        ms = [(run.request.received_at - run.spawn_at) * 1e3 for run in done if run.request]
+        put(to_request, row, median=median(ms), min=min(ms, default=None))
+    to_exit: Values = {}
+    for row, done in runs["exit"].items():
+        ms = [(run.exit_at - run.spawn_at) * 1e3 for run in done if run.exit_at]
+        put(
+            to_exit,
+            row,
+            median=median(ms),
+            min=min(ms, default=None),
+            **{"CPU ms": median([r.cpu * 1e3 for r in done])},
         )
-        res.startup[peer.name] = med[peer.name]
     notes.insert(
         0,
-        f"median of {rounds} interleaved rounds; ostream = `{Path(py).name} -m ostream generate`, "
-        f"ostream (script) = {console_script()}",
+        f"median of {sizes.startup_rounds} rounds, 3a and 3b interleaved; ostream = "
+        f"`{Path(py).name} -m ostream generate`, ostream (script) = {console_script()}",
     )
-    table(
+    cols = [Col("median", ".1f", ratio=True), Col("min", ".1f")]
+    ratio_table(
         "3a. startup: spawn -> request at the server (ms, lower is better)",
-        ["peer", "median", "min", "x ostream"],
-        rows,
+        cols,
+        to_request,
+        [p.name for p in peers],
         notes,
     )
-    wmed = {k: statistics.median(v) for k, v in wall_ms.items() if v}
-    wref = wmed.get("ostream --version")
-    wrows = []
-    for name in walls:
-        if name not in wmed:
-            wrows.append([name, "-", "-", "-", "-"])
-            continue
-        wrows.append(
-            [
-                name,
-                f"{wmed[name]:.1f}",
-                f"{min(wall_ms[name]):.1f}",
-                f"{statistics.median(cpu_ms[name]):.1f}",
-                ratio(wmed[name], wref),
-            ]
-        )
-    table(
+    ratio_table(
         "3b. startup: spawn -> exit (ms, lower is better)",
-        ["command", "median", "min", "CPU ms", "x ostream --version"],
-        wrows,
-        [f"median of {rounds} rounds, interleaved with 3a"],
+        [*cols, Col("CPU ms", ".1f")],
+        to_exit,
+        list(exits),
+        [],
+        reference="ostream --version",
     )
-    import_check(runner, res)
+    return {"startup": to_request, "exit": to_exit, "imports": import_check(runner, job)}
 
 
-def import_check(runner: Runner, res: Results) -> None:
+def import_check(runner: Runner, job: Job) -> Values:
     """Which heavy modules `--version`, `--help` and `generate` import (python -X importtime)."""
-    py = sys.executable
-    job = Job(runner.server.url, "paced", {"fake_tokens": 1, "fake_delay": 0})
-    commands = {
-        "--version": [py, "-X", "importtime", "-m", "ostream", "--version"],
-        "--help": [py, "-X", "importtime", "-m", "ostream", "--help"],
-        "generate": [py, "-X", "importtime", "-m", "ostream", *_ostream_args(job, jsonl=False)],
-    }
+    base = [sys.executable, "-X", "importtime", "-m", "ostream"]
     watched = ("requests", "urllib3", "typer", "click", "rich", "prompt_toolkit", "json", "ostream")
-    rows = []
-    tops: list[tuple[int, str]] = []
-    for label, argv in commands.items():
+    values: Values = {}
+    lines: list[str] = []
+    for label, args in {
+        "--version": ["--version"],
+        "--help": ["--help"],
+        "generate": ostream_args(job),
+    }.items():
         try:
             proc = subprocess.run(
-                argv,
+                base + args,
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 env=runner.env,
@@ -730,185 +561,244 @@ def import_check(runner: Runner, res: Results) -> None:
                 timeout=30,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            rows.append([label, f"failed: {exc}", "", "", ""])
+            lines.append(f"{label}: failed: {exc}")
             continue
-        if proc.returncode != 0:
-            rows.append([label, f"failed: exit {proc.returncode}", "", "", ""])
-            continue
-        modules = _importtime(proc.stderr.decode("utf-8", "replace"))
-        roots = {name.strip().split(".")[0] for name, _, _ in modules}
-        total_ms = sum(self_us for _, self_us, _ in modules) / 1e3
+        modules = re.findall(
+            r"import time:\s+(\d+) \|\s+(\d+) \| (.*)$",
+            proc.stderr.decode("utf-8", "replace"),
+            re.M,
+        )
+        roots = {name.strip().split(".")[0] for _, _, name in modules}
+        put(
+            values,
+            label,
+            modules=len(modules),
+            **{
+                "import ms": sum(int(s) for s, _, _ in modules) / 1e3,
+                "imports requests": float("requests" in roots),
+            },
+        )
         loaded = " ".join(w for w in watched if w in roots)
-        requests = "yes" if "requests" in roots else "no"
-        rows.append([label, str(len(modules)), f"{total_ms:.1f}", requests, loaded])
-        if label != "generate" and modules:
-            res.light[label] = requests == "no"
+        lines.append(f"{label}: exit {proc.returncode}; loads {loaded}")
         if label == "generate":
             tops = sorted(
-                ((cum, name) for name, _, cum in modules if not name.startswith(" ")),
+                ((int(cum), name) for _, cum, name in modules if not name.startswith(" ")),
                 reverse=True,
             )[:8]
-    top = ", ".join(f"{name} {cum / 1e3:.1f}" for cum, name in tops)
-    table(
-        "3c. imports (python -X importtime; import ms inflated by the tracing)",
-        ["ostream", "modules", "import ms", "requests?", "loaded, of: " + " ".join(watched)],
-        rows,
-        [f"generate, slowest top-level imports (cumulative ms): {top}" if top else "no profile"],
-    )
-
-
-def _importtime(text: str) -> list[tuple[str, int, int]]:
-    """(module name with its nesting indent, self us, cumulative us) per imported module."""
-    found = []
-    for line in text.splitlines():
-        match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| (.*)$", line)
-        if match:
-            found.append((match.group(3), int(match.group(1)), int(match.group(2))))
-    return found
-
-
-def measure_memory(
-    runner: Runner, peers: list[Peer], small: int, big: int | None, res: Results
-) -> None:
-    big_names = ("ostream", "ostream --jsonl", "requests loop")
-    notes: list[str] = []
-    sizes = [(small, peers)]
-    if big is not None:
-        sizes.append((big, [p for p in peers if p.name in big_names]))
-    for count, group in sizes:
-        target = res.rss_small if count == small else res.rss_big
-        for peer in group:
-            log(f"memory: {peer.name}, {count:,} chunks")
-            job = Job(runner.server.url, "burst", {"fake_tokens": count})
-            run = runner.run(
-                peer.name,
-                peer.argv(job),
-                timeout=300,
-                script=burst_reply("burst", count),
-                peak_rss=True,
+            lines.append(
+                "generate, slowest top-level imports (cumulative ms): "
+                + ", ".join(f"{n} {c / 1e3:.1f}" for c, n in tops)
             )
-            problem = run.error or _short_output(peer, run, count)
-            if problem:
-                notes.append(f"{peer.name}: {count:,} chunks: {problem}")
-                continue
-            target[peer.name] = run.maxrss_kb
-    ref_s, ref_b = res.rss_small.get("ostream"), res.rss_big.get("ostream")
-    rows = []
-    for peer in peers:
-        s, b = res.rss_small.get(peer.name), res.rss_big.get(peer.name)
-        rows.append(
-            [
-                peer.name,
-                num(s / 1024 if s else None, ".1f"),
-                num(b / 1024 if b else None, ".1f"),
-                ratio(b, s),
-                ratio(s, ref_s),
-                ratio(b, ref_b),
-            ]
+    ratio_table(
+        "3c. imports (python -X importtime; import ms inflated by the tracing)",
+        [Col("modules", ".0f"), Col("import ms", ".1f"), Col("imports requests", ".0f")],
+        values,
+        ["--version", "--help", "generate"],
+        lines,
+        reference="--version",
+    )
+    return values
+
+
+def measure_memory(runner: Runner, peers: list[Peer], sizes: Sizes) -> Results:
+    counts = {"small": sizes.small, "big": sizes.big}
+    cases = [
+        Case(
+            key,
+            p.name,
+            p.argv(Job(runner.server.url, "burst", {"fake_tokens": count, "fake_batch": 1})),
+            short_output(p, count),
+            {"timeout": 600, "peak_rss": True},
         )
-    big_text = f"{big:,}" if big is not None else "skipped"
+        for key, count in counts.items()
+        if count
+        for p in peers
+        if key == "small" or p.name in BIG_PEERS
+    ]
+    runs, all_notes = interleave(runner, cases, 1, "memory")
+    notes = [note for key in counts if key in all_notes for note in all_notes[key]]
+    small, big = size_label(sizes.small), size_label(sizes.big) if sizes.big else "big"
+    values: Values = {}
+    for peer in peers:
+        mb = {key: runs.get(key, {}).get(peer.name) for key in counts}
+        s = mb["small"][0].maxrss_kb / 1024 if mb["small"] else None
+        b = mb["big"][0].maxrss_kb / 1024 if mb["big"] else None
+        put(
+            values,
+            peer.name,
+            **{f"{small} MB": s, f"{big} MB": b, f"{big}/{small}": b / s if s and b else None},
+        )
     how = (
         f"GNU time's %M ({runner.gnu_time})"
         if runner.gnu_time
-        else "os.wait4 ru_maxrss, an UPPER BOUND: it includes the bench's own RSS "
-        "inherited through vfork (install GNU time for true values)"
+        else "os.wait4 ru_maxrss, an UPPER BOUND (the bench's own RSS, inherited through vfork)"
     )
     notes[:0] = [
-        f"peak RSS for {small:,} and {big_text} chunks, by {how}",
-        f"a pipeline: its largest process; only {', '.join(big_names)} run the big stream",
+        f"peak RSS for {sizes.small:,} and {f'{sizes.big:,}' if sizes.big else 'no'} chunks "
+        f"({framing_label(1)}), by {how}; a pipeline: its largest process",
+        f"only {', '.join(BIG_PEERS)} run the big stream",
     ]
-    big_label = f"{big // 1_000_000}M" if big is not None and big >= 1_000_000 else "big"
-    table(
-        "4. memory: peak RSS (MB, lower is better)",
-        [
-            "peer",
-            f"{small // 1000}k",
-            big_label,
-            f"{big_label}/{small // 1000}k",
-            f"{small // 1000}k x ostream",
-            f"{big_label} x ostream",
-        ],
-        rows,
-        notes,
+    cols = [
+        Col(f"{small} MB", ".1f", ratio=True),
+        Col(f"{big} MB", ".1f", ratio=True),
+        Col(f"{big}/{small}", ".2f"),
+    ]
+    ratio_table(
+        "4. memory: peak RSS (MB, lower is better)", cols, values, [p.name for p in peers], notes
     )
+    return {"memory": values}
 
 
-def goals(res: Results) -> None:
+# --------------------------------------------------------------------------- goals
+
+
+@dataclass(frozen=True)
+class Goal:
+    """`table`/`row`/`column` `op` `bound`; with `against`, the ratio to that row's figure."""
+
+    text: str
+    table: str
+    row: str
+    column: str
+    op: str
+    bound: float
+    against: str | None = None
+
+
+OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": lambda a, b: a <= b,
+    "<": lambda a, b: a < b,
+    ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b,
+}
+
+
+def goals(sizes: Sizes) -> list[Goal]:
+    big = size_label(sizes.big) if sizes.big else "big"
+    return [
+        Goal("added latency p99 (ostream text) <= 1 ms", "latency", "ostream", "p99", "<=", 1.0),
+        Goal(
+            "Ollama's framing: ostream chunks/s >= 1.3x the requests loop",
+            "throughput",
+            "ostream",
+            "chunks/s",
+            ">=",
+            1.3,
+            "requests loop",
+        ),
+        Goal(
+            "Ollama's framing: ostream CPU per chunk < the requests loop's",
+            "throughput",
+            "ostream",
+            "CPU µs/chunk",
+            "<",
+            1.0,
+            "requests loop",
+        ),
+        Goal(
+            "Ollama's framing: ostream --jsonl chunks/s >= ostream text",
+            "throughput",
+            "ostream --jsonl",
+            "chunks/s",
+            ">=",
+            1.0,
+            "ostream",
+        ),
+        Goal(
+            "spawn -> request <= 1.6x the requests-loop script",
+            "startup",
+            "ostream",
+            "median",
+            "<=",
+            1.6,
+            "requests loop",
+        ),
+        Goal(
+            f"peak RSS at {big} <= 1.25x at {size_label(sizes.small)} (ostream text)",
+            "memory",
+            "ostream",
+            f"{big}/{size_label(sizes.small)}",
+            "<=",
+            1.25,
+        ),
+        Goal(
+            "--version does not import requests",
+            "imports",
+            "--version",
+            "imports requests",
+            "==",
+            0,
+        ),
+        Goal("--help does not import requests", "imports", "--help", "imports requests", "==", 0),
+    ]
+
+
+def loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def check_goals(results: Results, sizes: Sizes) -> None:
     print("\n## goals")
-    lines: list[tuple[str, str]] = []
-    p99 = res.latency_p99.get("ostream")
-    lines.append(
-        ("SKIP", "latency not measured")
-        if p99 is None
-        else (
-            "PASS" if p99 <= GOAL_LATENCY_P99_MS else "FAIL",
-            f"added latency p99 <= {GOAL_LATENCY_P99_MS:g} ms (ostream text): {p99:.3f} ms",
+    for goal in goals(sizes):
+        table = results.get(goal.table, {})
+        value = table.get(goal.row, {}).get(goal.column)
+        base = table.get(goal.against, {}).get(goal.column) if goal.against else 1.0
+        if value is None or not base:
+            print(f"{'-':<7} {goal.text}: not measured")
+            continue
+        shown = value / base
+        verdict = "met" if OPS[goal.op](shown, goal.bound) else "MISSED"
+        detail = (
+            f"{number(value)} vs {number(base)} = {shown:.2f}x" if goal.against else number(value)
         )
-    )
-    ours, theirs = res.rate.get("ostream"), res.rate.get("requests loop")
-    lines.append(
-        ("SKIP", "throughput of ostream or the requests loop not measured")
-        if ours is None or theirs is None
-        else (
-            "PASS" if ours >= GOAL_THROUGHPUT_VS_REQUESTS * theirs else "FAIL",
-            f"chunks/s >= {GOAL_THROUGHPUT_VS_REQUESTS:g}x the requests loop: "
-            f"{ours:,.0f} vs {theirs:,.0f} = {ours / theirs:.2f}x",
-        )
-    )
-    ours, theirs = res.startup.get("ostream"), res.startup.get("requests loop")
-    lines.append(
-        ("SKIP", "startup of ostream or the requests loop not measured")
-        if ours is None or theirs is None
-        else (
-            "PASS" if ours <= GOAL_STARTUP_VS_REQUESTS * theirs else "FAIL",
-            f"spawn->request <= {GOAL_STARTUP_VS_REQUESTS:g}x the requests-loop script: "
-            f"{ours:.1f} ms vs {theirs:.1f} ms = {ours / theirs:.2f}x",
-        )
-    )
-    small, big = res.rss_small.get("ostream"), res.rss_big.get("ostream")
-    lines.append(
-        ("SKIP", "peak RSS at the big size not measured (--quick?)")
-        if small is None or big is None
-        else (
-            "PASS" if big <= GOAL_RSS_GROWTH * small else "FAIL",
-            f"peak RSS at 2M <= {GOAL_RSS_GROWTH:g}x RSS at 20k (ostream text): "
-            f"{big / 1024:.1f} MB vs {small / 1024:.1f} MB = {big / small:.2f}x",
-        )
-    )
-    if res.light:
-        heavy = [k for k, ok in res.light.items() if not ok]
-        lines.append(
-            (
-                "FAIL" if heavy else "PASS",
-                "--version and --help do not import requests"
-                + (f": {', '.join(heavy)} does" if heavy else f" ({', '.join(res.light)} checked)"),
-            )
-        )
-    for verdict, text in lines:
-        print(f"{verdict:<5} {text}")
+        print(f"{verdict:<7} {goal.text}: {detail}")
 
 
 # --------------------------------------------------------------------------- main
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Sizes]:
+    d = Sizes()
     parser = argparse.ArgumentParser(
         prog="bench/bench.py",
         description="Measure ostream against curl, curl|jq, the ollama client and a requests "
         "loop, in one interleaved run against the in-process fake Ollama server.",
     )
-    parser.add_argument("--quick", action="store_true", help="a smoke run: fewer rounds, no 2M")
     parser.add_argument(
-        "--rounds",
+        "--quick",
+        action="store_true",
+        help="a smoke run: 1 round each, 50k chunks, no big memory stream",
+    )
+    parser.add_argument(
+        "--rounds", type=int, metavar="N", help=f"latency rounds (default {d.rounds})"
+    )
+    parser.add_argument(
+        "--runs", type=int, metavar="N", help=f"throughput rounds (default {d.runs})"
+    )
+    parser.add_argument(
+        "--startup-rounds",
         type=int,
         metavar="N",
-        help="latency rounds (default 5; --quick 1)",
+        help=f"startup rounds (default {d.startup_rounds})",
     )
     parser.add_argument(
-        "--runs", type=int, metavar="N", help="throughput runs (default 3; --quick 1)"
+        "--chunks", type=int, metavar="N", help=f"throughput stream length (default {d.chunks})"
     )
     parser.add_argument(
-        "--startup-rounds", type=int, metavar="N", help="startup rounds (default 15; --quick 5)"
+        "--batch",
+        type=int,
+        metavar="N",
+        help=f"lines per HTTP chunk in table 2b (default {d.batch})",
+    )
+    parser.add_argument(
+        "--small", type=int, metavar="N", help=f"small memory stream (default {d.small})"
+    )
+    parser.add_argument(
+        "--big", type=int, metavar="N", help=f"big memory stream (default {d.big}; 0 skips it)"
     )
     parser.add_argument(
         "--only",
@@ -917,98 +807,69 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"measurements to run, repeatable or comma-separated: {', '.join(MEASUREMENTS)}",
     )
     parser.add_argument(
-        "--peers",
-        metavar="NAMES",
-        help="comma-separated peer names to run (ostream is always included)",
+        "--peers", metavar="NAMES", help="comma-separated peer names (ostream is always run)"
     )
-    parser.add_argument(
-        "--chunks",
-        type=int,
-        metavar="N",
-        help="throughput stream length (default 200000; --quick 50000)",
-    )
-    parser.add_argument(
-        "--big",
-        type=int,
-        metavar="N",
-        help="big memory stream length (default 2000000; 0 skips it)",
-    )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    sizes = Sizes(rounds=1, runs=1, startup_rounds=5, chunks=50_000, big=0) if args.quick else d
+    for name in ("rounds", "runs", "startup_rounds", "chunks", "batch", "small", "big"):
+        if getattr(args, name) is not None:
+            setattr(sizes, name, getattr(args, name))
+    return args, sizes
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    rounds = args.rounds or (1 if args.quick else 5)
-    runs = args.runs or (1 if args.quick else 3)
-    startup_rounds = args.startup_rounds or (5 if args.quick else 15)
-    chunks = args.chunks or (50_000 if args.quick else 200_000)
-    big: int | None = 2_000_000 if args.big is None else args.big
-    if args.quick and args.big is None:
-        big = None
-    if big == 0:
-        big = None
+    args, sizes = parse_args(argv)
     only = {m.strip() for spec in args.only or [] for m in spec.split(",") if m.strip()}
-    unknown = only - set(MEASUREMENTS)
-    if unknown:
-        print(f"bench: unknown measurement(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+    if only - set(MEASUREMENTS):
+        print(
+            f"bench: unknown measurement(s): {', '.join(sorted(only - set(MEASUREMENTS)))}",
+            file=sys.stderr,
+        )
         return 2
-    selected = [m for m in MEASUREMENTS if not only or m in only]
-
+    wanted = {n.strip() for n in (args.peers or "").split(",") if n.strip()} | {REFERENCE}
     peers: list[Peer] = []
-    skipped: list[str] = []
-    wanted = {n.strip() for n in (args.peers or "").split(",") if n.strip()}
+    print("# ostream benchmark")
+    print(
+        f"python {platform.python_version()} ({sys.executable}), {os.cpu_count()} cores, "
+        f"load average at the start {loadavg()}; "
+        + ", ".join(f"{k} {v:,}" for k, v in vars(sizes).items())
+    )
     for peer in all_peers():
-        if wanted and peer.name != "ostream" and peer.name not in wanted:
+        if args.peers and peer.name not in wanted:
             continue
         reason = missing_reason(peer)
         if reason:
-            skipped.append(f"{peer.name}: {reason}")
+            print(f"skipped peer: {peer.name}: {reason}")
         else:
             peers.append(peer)
-    streaming = [p for p in peers if p.name != "ostream (script)"]
-    launchers = [
-        p
-        for p in peers
-        if p.name in ("ostream", "ostream (script)", "requests loop", "ollama client", "curl")
-    ]
-
-    started = time.monotonic()
-    print("# ostream benchmark")
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
-    print(
-        f"python {platform.python_version()} ({sys.executable}), {os.cpu_count()} cores, "
-        f"load {load[0]:.2f}, {'quick' if args.quick else 'full'} run"
-    )
-    for note in skipped:
-        print(f"skipped peer: {note}")
     sys.stdout.flush()
-
+    measures: dict[str, tuple[Callable[[Runner, list[Peer], Sizes], Results], tuple[str, ...]]] = {
+        "latency": (measure_latency, STREAMING),
+        "throughput": (measure_throughput, STREAMING),
+        "startup": (measure_startup, LAUNCHERS),
+        "memory": (measure_memory, STREAMING),
+    }
+    started = time.monotonic()
     # A short switch interval keeps the server thread from delaying the pipe reader's wake-up.
     sys.setswitchinterval(0.0005)
-    res = Results()
+    results: Results = {}
     runner: Runner | None = None
     try:
         with FakeOllama(idle_timeout=5) as server:
             runner = Runner(server, child_env())
             log("warming up (page cache, .pyc files)")
             for peer in peers:
-                job = Job(server.url, "paced", {"fake_tokens": 2, "fake_delay": 0})
-                runner.run(peer.name, peer.argv(job), timeout=30)
-            if "latency" in selected:
-                measure_latency(runner, streaming, rounds, res)
-            if "throughput" in selected:
-                measure_throughput(runner, streaming, runs, chunks, res)
-            if "startup" in selected:
-                measure_startup(runner, launchers, startup_rounds, res)
-            if "memory" in selected:
-                measure_memory(runner, streaming, 20_000, big, res)
+                runner.run(peer.argv(Job(server.url, "paced", {"fake_tokens": 2, "fake_delay": 0})))
+            for name, (measure, names) in measures.items():
+                if not only or name in only:
+                    results.update(measure(runner, [p for p in peers if p.name in names], sizes))
     except KeyboardInterrupt:
         if runner is not None:
             runner.kill_live()
         print("\nbench: interrupted", file=sys.stderr)
         return 130
-    goals(res)
-    print(f"\ntotal {time.monotonic() - started:.0f} s")
+    check_goals(results, sizes)
+    print(f"\ntotal {time.monotonic() - started:.0f} s; load average at the end {loadavg()}")
     return 0
 
 

@@ -1,10 +1,11 @@
-"""In-process cost of ostream's hot path: recorded 64 KiB reads through Streamer.
+"""In-process cost of ostream's hot path: recorded reads through Streamer, no network.
 
     python bench/hotpath.py [CHUNKS]
 
-No network and no process start-up: only framing, parsing and rendering, for the
-text and --jsonl modes (best of 5). The whole-process comparison with other
-clients is bench/bench.py.
+Two framings: one line per read (what Ollama's one-line HTTP chunks become) and
+64 KiB reads of many lines. Only framing, parsing and rendering are timed, for
+text mode and --jsonl, best of 5 in CPU time; the whole-process comparison with other
+clients is bench/bench.py. Profile with `python -m cProfile -s tottime bench/hotpath.py`.
 """
 
 from __future__ import annotations
@@ -38,22 +39,26 @@ def seconds(reads: list[bytes], jsonl: bool) -> float:
         streamer = Streamer(
             "generate", Writer(streams), jsonl=jsonl, show_thinking=True, keep=False
         )
-        start = time.perf_counter()
+        start = time.process_time()
         streamer.run(reads)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
     return best
 
 
 def main() -> None:
     chunks = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
     body = LINE * chunks + DONE
-    reads = [body[i : i + 65536] for i in range(0, len(body), 65536)]
-    for name, jsonl in (("text", False), ("--jsonl", True)):
-        took = seconds(reads, jsonl)
-        print(
-            f"{name:8} {chunks:,} chunks  {took:.3f} s  {chunks / took:,.0f} chunks/s  "
-            f"{took / chunks * 1e6:.2f} µs/chunk"
-        )
+    framings = {
+        "1 line/read": [LINE] * chunks + [DONE],
+        "64 KiB reads": [body[i : i + 65536] for i in range(0, len(body), 65536)],
+    }
+    for framing, reads in framings.items():
+        for name, jsonl in (("text", False), ("--jsonl", True)):
+            took = seconds(reads, jsonl)
+            print(
+                f"{framing:13} {name:8} {chunks:,} chunks  {took:.3f} s  "
+                f"{chunks / took:,.0f} chunks/s  {took / chunks * 1e6:.2f} µs/chunk"
+            )
 
 
 if __name__ == "__main__":

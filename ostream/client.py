@@ -58,16 +58,12 @@ class Response:
         self._timeout = timeout
 
     def chunks(self) -> Iterator[bytes]:
-        """The body, one network read at a time, as soon as each read returns."""
+        """The body as it arrives: one HTTP chunk at a time (Ollama sends a line a chunk),
+        else one network read at a time."""
         from urllib3.exceptions import HTTPError, ReadTimeoutError
 
-        raw = self._response.raw
-        read1 = raw.read1
-        if raw.headers.get("content-encoding", "identity").lower() not in ("", "identity"):
-            # Asked for identity, but a proxy compressed it anyway: let urllib3 undo it.
-            read1 = functools.partial(raw.read1, decode_content=True)
         try:
-            while data := read1(READ_SIZE):
+            for data in self._pieces():
                 self.received += len(data)
                 yield data
         except ReadTimeoutError:
@@ -79,6 +75,17 @@ class Response:
             raise ProtocolError(
                 f"the connection to {self.url} broke mid-stream: {_reason(exc)}"
             ) from None
+
+    def _pieces(self) -> Iterator[bytes]:
+        raw = self._response.raw
+        if raw.headers.get("content-encoding", "identity").lower() not in ("", "identity"):
+            # Asked for identity, but a proxy compressed it anyway: let urllib3 undo it.
+            return iter(functools.partial(raw.read1, READ_SIZE, decode_content=True), b"")
+        if raw.chunked and raw.supports_chunked_reads():
+            # A generator that yields each chunk as soon as it is whole, and costs
+            # less per chunk than read1 (which re-enters http.client for each one).
+            return raw.read_chunked(READ_SIZE, decode_content=False)
+        return iter(functools.partial(raw.read1, READ_SIZE), b"")
 
     def read_all(self, limit: int = 1 << 20) -> bytes:
         """Up to `limit` bytes of the body (for error answers)."""
@@ -354,6 +361,6 @@ def _reason(exc: BaseException) -> str:
     text = str(exc)
     if "NameResolutionError" in text or "Name or service not known" in text:
         return "unknown host"
-    if "IncompleteRead" in text or "Connection broken" in text:
+    if "IncompleteRead" in text or "Connection broken" in text or "ended prematurely" in text:
         return "connection closed by the server"
     return text.split(": ", 1)[-1][:200]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from json.scanner import make_scanner
 from typing import Any
@@ -64,9 +65,18 @@ def parse_block(block: bytes) -> tuple[list[dict[str, Any]], ProtocolError | Non
     not take as one JSON object is handed to `parse`, which explains it.
     """
     try:
-        lines: list[Any] = block.decode("utf-8").split("\n")
+        text = block.decode("utf-8")
     except UnicodeDecodeError:
-        lines = block.split(b"\n")
+        lines: list[Any] = block.split(b"\n")
+    else:
+        if "\n" not in text:  # one line, as Ollama sends them: a shortcut
+            try:
+                obj, end = _scan(text, 0)
+            except (StopIteration, ValueError, TypeError):
+                end = -1
+            if end == len(text) and type(obj) is dict:
+                return [obj], None
+        lines = text.split("\n")
     objects: list[dict[str, Any]] = []
     append = objects.append
     for line in lines:
@@ -112,6 +122,51 @@ def json_object(data: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     return obj if type(obj) is dict else None
+
+
+_WHITE = b" \t\r\n"  # JSON's white space
+# Byte classes for `spaced`: JSON's structural characters, its white space, the rest.
+_STRUCTURAL = frozenset(b"{}[],:")
+_CLASSES = b"".join(b"S" if c in _STRUCTURAL else b"W" if c in _WHITE else b"x" for c in range(256))
+_LINE_CLASSES = _CLASSES[:10] + b"x" + _CLASSES[11:]  # the same, but b"\n" is x
+_STRINGS = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")')
+
+
+def spaced(line: bytes, *, lines: bool = False) -> bool:
+    """Whether valid JSON `line` may have white space between its tokens; False means
+    surely none, cheaply. With `lines`, `line` is NDJSON lines, and the newlines that
+    separate them do not count.
+
+    Two values are never adjacent in JSON, so white space between tokens always
+    touches one of `{}[],:`; the text inside strings may only cause a false alarm.
+    """
+    if lines:
+        classes = line.translate(_LINE_CLASSES)
+        return b"SW" in classes or b"WS" in classes
+    parts = line.split()  # the runs between white space (b"\v\f" too: never in JSON)
+    if len(parts) > 8:  # many: a scan in C beats a loop in Python
+        classes = line.translate(_CLASSES)
+        return b"SW" in classes or b"WS" in classes
+    if len(parts) <= 1:
+        return bool(parts) and len(parts[0]) != len(line)
+    if line[:1].isspace() or line[-1:].isspace():
+        return True
+    before = parts[0][-1]
+    for part in parts[1:]:
+        if before in _STRUCTURAL or part[0] in _STRUCTURAL:
+            return True
+        before = part[-1]
+    return False
+
+
+def compact_line(line: bytes) -> bytes:
+    """Valid JSON `line` without the white space between its tokens: the bytes of its
+    strings (escapes as sent) and numbers (1e400, 1.50) and any duplicate keys stay."""
+    if not spaced(line):
+        return line
+    parts = _STRINGS.split(line)  # outside, string, outside, ..., outside
+    parts[::2] = [part.translate(None, _WHITE) for part in parts[::2]]
+    return b"".join(parts)
 
 
 def compact(obj: Any) -> bytes:

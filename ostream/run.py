@@ -12,7 +12,7 @@ from typing import Any
 
 from ostream.client import Client, Response, RetryNotice
 from ostream.errors import ProtocolError, ServerError, UsageError
-from ostream.ndjson import json_object
+from ostream.ndjson import compact_line, json_object
 from ostream.output import Writer, format_stats
 from ostream.raw import copy_response
 from ostream.signals import reader_watch
@@ -178,5 +178,5 @@ def raise_for_status(response: Response, writer: Writer, *, model: str, jsonl: b
     """Raise the error an HTTP status ≥ 300 stands for (the JSON body to stdout in --jsonl)."""
     body = response.read_all(ERROR_HEAD)
     if jsonl and json_object(body) is not None:
-        writer.line(body.strip())
+        writer.line(compact_line(body))  # one line, even when the server pretty-printed it
     raise error_for_status(response, body, model=model)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ostream.errors import ProtocolError, ServerError
-from ostream.ndjson import LineFramer, compact, error_text, parse_block
+from ostream.ndjson import LineFramer, compact, compact_line, error_text, parse_block, spaced
 from ostream.output import Writer
 
 Kind = Literal["generate", "chat"]
@@ -68,9 +67,10 @@ class Streamer:
         stream that ends without `done: true`.
         """
         framer = LineFramer()
+        feed, handle = framer.feed, self._block  # looked up once: this loop runs per chunk
         for data in chunks:
-            block = framer.feed(data)
-            if block is not None and self._block(block):
+            block = feed(data)
+            if block is not None and handle(block):
                 return self.reply
         tail = framer.rest()
         if tail and self._block(tail):
@@ -85,7 +85,10 @@ class Streamer:
         """
         objects, bad = parse_block(block)
         stop = None
-        if b"true" in block or b'"error"' in block:  # cheap: most blocks hold neither
+        if len(objects) == 1:  # Ollama's one line a chunk
+            if objects[0].get("done") is True or objects[0].get("error") is not None:
+                stop = 0
+        elif b"true" in block or b'"error"' in block:  # cheap: most blocks hold neither
             stop = next(
                 (
                     i
@@ -115,37 +118,31 @@ class Streamer:
         return True
 
     def _pass_through(self, block: bytes, objects: list[dict[str, Any]]) -> None:
-        """The server's own lines, unchanged when they are compact (Ollama's are)."""
+        """The server's own lines, byte for byte but for white space between tokens."""
         if not objects:
             return
-        newline = block.find(b"\n")
-        if (
-            len(objects) != block.count(b"\n") + 1
-            or b"\r" in block
-            or b'": ' in block
-            or b'", ' in block
-            or b"\n " in block
-            or b"\n\t" in block
-            or block[:1].isspace()
-            or block[-1:].isspace()
-            # A server spaces all its lines or none: the first one tells, cheaply.
-            or _spaced(block if newline < 0 else block[:newline])
-        ):
-            # Rare: blank lines, CRs, a line not taken, or JSON with spaces (a proxy,
-            # a gateway). Keep each compact line, re-encode the others compactly.
-            lines = [line.strip() for line in block.split(b"\n") if line.strip()]
-            block = b"\n".join(
-                compact(obj) if _spaced(line) else line
-                for line, obj in zip(lines, objects, strict=False)
-            )
+        newlines = block.count(b"\n")
+        if len(objects) != newlines + 1 or spaced(block, lines=newlines > 0):
+            # Rare: blank lines, a line not taken, or white space to drop (a proxy, a
+            # gateway): each line that parsed, compacted on its own.
+            lines = [line for line in block.split(b"\n") if line.strip()][: len(objects)]
+            block = b"\n".join(compact_line(line) for line in lines)
         self.writer.line(block)
 
     def _render(self, objects: list[dict[str, Any]], *, last: bool) -> None:
         """Write the objects of one read; `last`: nothing follows them, so the answer's
         final newline goes out in the same write as its last text (two answers into
         one pipe, as under `xargs -P`, then never share a line)."""
-        pieces: list[str] = []
         fields = self._fields
+        if len(objects) == 1:  # the common case, Ollama's one line a chunk: a shortcut
+            text, thinking, calls = fields(objects[0])
+            if not thinking and not calls and type(text) is str:
+                if text:
+                    if self.keep:
+                        self.reply.content.append(text)
+                    self.writer.text(text, last=last)
+                return
+        pieces: list[str] = []
         for obj in objects:
             text, thinking, calls = fields(obj)
             if thinking and type(thinking) is str:
@@ -195,15 +192,6 @@ def _chat_fields(obj: dict[str, Any]) -> tuple[Any, Any, Any]:
     if type(message) is not dict:
         return None, None, None
     return message.get("content"), message.get("thinking"), message.get("tool_calls")
-
-
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
-
-
-def _spaced(line: bytes) -> bool:
-    """Whether the line has white space between its tokens (not inside its strings)."""
-    bare = _STRING.sub(b"", line)
-    return b" " in bare or b"\t" in bare
 
 
 def _tool_call_line(call: Any) -> bytes:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import resource
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -189,3 +191,62 @@ def test_one_chunk_answers_under_xargs_never_share_a_line(fake_ollama: FakeOllam
     lines = result.stdout.decode().split("\n")
     assert lines.pop() == ""
     assert sorted(lines) == sorted(f"echo: n{i}" for i in range(1, 41))
+
+
+# --- stdout written unbuffered after the first flush ---------------------------------------
+
+
+class RecordingBuffer(io.BufferedWriter):
+    """A buffered stdout that records what goes through it."""
+
+    def __init__(self, raw: io.FileIO) -> None:
+        super().__init__(raw)
+        self.writes: list[bytes] = []
+
+    def write(self, data: Any) -> int:
+        self.writes.append(bytes(data))
+        return super().write(data)
+
+
+@pytest.mark.parametrize(("process_fds", "through_buffer"), [(True, 1), (False, 3)])
+def test_only_the_process_stdout_is_written_past_its_buffer(
+    process_fds: bool, through_buffer: int
+) -> None:
+    """After the first flush the process's own fd 1 is written directly; a test's
+    streams (not the process's) always go through the object they gave."""
+    read, write = os.pipe()
+    try:
+        with RecordingBuffer(io.FileIO(write, "wb", closefd=False)) as stdout:
+            writer = Writer(Streams(stdout, io.BytesIO(), process_fds=process_fds))
+            for piece in ("a", "b", "c"):
+                writer.text(piece)
+            assert os.read(read, 10) == b"abc"
+            assert len(stdout.writes) == through_buffer
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+def _limit_file_size() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+
+def test_a_write_failing_after_the_first_flush_is_one_line_and_exit_1(
+    fake_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    """A file that stops growing mid-answer (EFBIG past RLIMIT_FSIZE; Python ignores
+    SIGXFSZ): the direct writes fail as the buffered first one would."""
+    args = ["generate", "-m", "burst", "-o", "fake_tokens=100000", "hi"]
+    with open(tmp_path / "out", "wb") as out:
+        result = subprocess.run(
+            [sys.executable, "-m", "ostream", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            env=env_for(fake_ollama.url),
+            preexec_fn=_limit_file_size,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert result.stderr == b"ostream: error: cannot write to stdout: File too large\n"
+    assert (tmp_path / "out").read_bytes().startswith(b"tok tok ")

@@ -374,3 +374,21 @@ def test_a_stream_without_done_raises_a_protocol_error_after_writing_its_text() 
             [b'{"response":"a","done":false}\n']
         )
     assert out(w) == b"a"
+
+
+def test_writer_on_a_pipe_writes_each_piece_at_once_and_in_order() -> None:
+    import os
+
+    read_end, write_end = os.pipe()
+    try:
+        stdout = open(write_end, "wb", closefd=False)  # noqa: SIM115
+        stdout.write(b"before ")  # left in the buffer by someone else: must come first
+        writer = Writer(Streams(stdout, io.BytesIO(), process_fds=True))  # the direct path
+        for piece in ("a", "b", "c"):
+            writer.text(piece)
+            assert os.read(read_end, 100) == (b"before a" if piece == "a" else piece.encode())
+        writer.line(b'{"done":true}')
+        assert os.read(read_end, 100) == b'\n{"done":true}\n'
+    finally:
+        os.close(read_end)
+        os.close(write_end)

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from ostream.testing import (
+    Burst,
     Drop,
     FakeOllama,
     Reply,
@@ -73,6 +74,39 @@ def test_sends_are_never_reframed(server: FakeOllama) -> None:
         assert raw.chunk() is None
     finally:
         raw.close()
+
+
+@pytest.mark.parametrize(("batch", "sizes"), [(None, [64, 64, 64, 8, 1]), (1, [1] * 201)])
+def test_burst_lines_per_chunk(server: FakeOllama, batch: int | None, sizes: list[int]) -> None:
+    options: dict[str, Any] = {"fake_tokens": 200}
+    if batch is not None:
+        options["fake_batch"] = batch
+    raw = Raw(server.url, body={"model": "burst", "prompt": "hi", "options": options})
+    try:
+        assert raw.head()[0] == 200
+        chunks = []
+        while (chunk := raw.chunk()) is not None:
+            chunks.append(chunk)
+    finally:
+        raw.close()
+    assert [c.count(b"\n") for c in chunks] == sizes
+    assert all(c.endswith(b"\n") for c in chunks)
+    assert json.loads(chunks[-1])["eval_count"] == 200
+
+
+def test_a_burst_is_recorded_per_write_and_sent_whole_with_a_content_length(
+    server: FakeOllama,
+) -> None:
+    line = b'{"response":"tok ","done":false}\n'
+    server.script(Reply(events=[Burst(line, 5000, 3)]))
+    server.script(Reply(events=[Burst(line, 3), Send(b"end\n")], content_length=True))
+    _, headers, body = generate(server.url, "m")
+    assert headers["transfer-encoding"] == "chunked" and body == line * 5000
+    first = server.wait_for_request()
+    assert 1 < len(first.sent) < 5000 // 3  # many chunks a write
+    assert first.sent_bytes == line * 5000
+    _, headers, body = generate(server.url, "m")
+    assert headers["content-length"] == str(len(body)) and body == line * 3 + b"end\n"
 
 
 def test_headers_wait_for_the_first_send(server: FakeOllama) -> None:

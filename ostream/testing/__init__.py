@@ -17,6 +17,7 @@ import sys
 
 from ostream.testing.behaviours import (
     BEHAVIOURS,
+    BURST_BATCH,
     BUSY_MESSAGE,
     CONTROL_TEXT,
     ECHO_PREFIX,
@@ -25,7 +26,18 @@ from ostream.testing.behaviours import (
     THINK_TEXT,
     TOOL_CALLS,
 )
-from ostream.testing.events import At, Drop, Event, Recorded, Reply, Send, Sleep, Stall, Wait
+from ostream.testing.events import (
+    At,
+    Burst,
+    Drop,
+    Event,
+    Recorded,
+    Reply,
+    Send,
+    Sleep,
+    Stall,
+    Wait,
+)
 from ostream.testing.fake import FakeOllama
 from ostream.testing.fleet import Fleet
 from ostream.testing.replies import (
@@ -46,6 +58,7 @@ from ostream.testing.sim import Sim
 
 __all__ = [
     "BEHAVIOURS",
+    "BURST_BATCH",
     "BUSY_MESSAGE",
     "CONTEXT",
     "CONTROL_TEXT",
@@ -55,6 +68,7 @@ __all__ = [
     "THINK_TEXT",
     "TOOL_CALLS",
     "At",
+    "Burst",
     "Counters",
     "Drop",
     "Event",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ostream.testing.events import JSON_CT, Drop, Event, Reply, Send, Sleep, Stall
+from ostream.testing.events import JSON_CT, Burst, Drop, Event, Reply, Send, Sleep, Stall
 from ostream.testing.replies import (
     CONTEXT,
     chat_lines,
@@ -39,7 +39,7 @@ TOOL_CALLS: list[dict[str, Any]] = [
 ]
 HTML_502 = "<html><body><h1>502 Bad Gateway</h1></body></html>"
 FEW_TOKENS = 2  # tokens sent before error-mid / drop / truncated misbehave
-BURST_BATCH = 64  # lines per HTTP chunk for the `burst` model
+BURST_BATCH = 64  # lines per HTTP chunk for the `burst` model, unless fake_batch says
 
 # name -> what it does (the table in docs/testing.md is this one).
 BEHAVIOURS: dict[str, str] = {
@@ -51,7 +51,8 @@ BEHAVIOURS: dict[str, str] = {
     "html": "502 with an HTML body (a proxy)",
     "slow": "the echo with `fake_delay` (0.05) seconds between lines",
     "paced": "`fake_tokens` (60) lines of `tok `, `fake_delay` (0.005) seconds apart",
-    "burst": "`fake_tokens` (1000) lines of `tok `, 64 lines per HTTP chunk",
+    "burst": "`fake_tokens` (1000) lines of `tok `, `fake_batch` (64) lines per HTTP chunk"
+    " (1: Ollama's framing), many chunks per write",
     "error-mid": 'two tokens, then an `{"error": ...}` line, then a clean end',
     "drop": "two tokens (`fake_tokens_before`), then the connection closes without the"
     " chunked terminator",
@@ -183,6 +184,11 @@ def completion(kind: str, req: dict[str, Any], model: str) -> Reply:
     elif beh == "done-text":
         k = 2 if len(tokens) > 2 else 1
         tokens, done_text = tokens[:-k], "".join(tokens[-k:])
+    elif beh == "burst" and stream:
+        count = opt_int(opts, "fake_tokens", 1000)
+        line, done = lines(kind, model, ["tok "], done_extra=metrics(count))
+        batch = opt_int(opts, "fake_batch", BURST_BATCH)
+        return Reply(events=[Burst(line, count, batch), Send(done)])
     elif beh == "burst":
         tokens = ["tok "] * opt_int(opts, "fake_tokens", 1000)
     elif beh == "paced":
@@ -217,11 +223,6 @@ def completion(kind: str, req: dict[str, Any], model: str) -> Reply:
         events = [Send(data[i : i + 1]) for i in range(len(data))]
     elif beh == "multi":
         events = [Send(b"".join(all_lines))]
-    elif beh == "burst":
-        events = [
-            Send(b"".join(all_lines[i : i + BURST_BATCH]))
-            for i in range(0, len(all_lines), BURST_BATCH)
-        ]
     else:
         events = paced(all_lines, delay)
     return Reply(events=events, chunked=beh != "close")

@@ -20,6 +20,17 @@ class Send:
 
 
 @dataclass
+class Burst:
+    """``count`` copies of ``line``, ``per_chunk`` to an HTTP chunk, written as fast as
+    the socket takes them: many chunks per write, so the server outruns any client and
+    a million lines cost no memory. ``Recorded.sent`` gets one entry per write."""
+
+    line: bytes
+    count: int
+    per_chunk: int = 1
+
+
+@dataclass
 class Sleep:
     """Pause, watching for the client leaving."""
 
@@ -56,7 +67,7 @@ class Stall:
     seconds: float = 60.0
 
 
-Event: TypeAlias = Send | Sleep | At | Wait | Drop | Stall
+Event: TypeAlias = Send | Burst | Sleep | At | Wait | Drop | Stall
 
 # How a reply ended, as passed to Reply.on_end.
 DONE, LEFT, DROPPED, STOPPED, CLOSED = "done", "left", "dropped", "stopped", "closed"

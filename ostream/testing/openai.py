@@ -14,7 +14,7 @@ import random
 import time
 from typing import Any
 
-from ostream.testing.events import JSON_CT, SSE_CT, Event, Reply, Send
+from ostream.testing.events import JSON_CT, SSE_CT, Burst, Event, Reply, Send
 from ostream.testing.replies import go_json
 
 KINDS = {"/v1/chat/completions": "chat", "/v1/completions": "generate", "/v1/embeddings": "embed"}
@@ -69,6 +69,8 @@ def convert(path: str, body: dict[str, Any], reply: Reply) -> Reply:
     events: list[Event] = []
     buffer = b""
     for ev in reply.events:
+        if isinstance(ev, Burst):  # converted line by line: its lines, spelled out
+            ev = Send(ev.line * ev.count)
         if not isinstance(ev, Send):
             events.append(ev)
             continue

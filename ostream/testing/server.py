@@ -1,6 +1,7 @@
 """HTTP and framing: play a Reply byte for byte, watch the client, record the request.
 
-Chunked transfer encoding with one HTTP chunk per Send, written at once with Nagle
+Chunked transfer encoding with one HTTP chunk per Send (a Burst: many chunks a
+write), written at once with Nagle
 disabled; status headers written lazily with the first byte of the body, as Ollama does
 (a model that "loads" for a long time sends nothing at all, not even headers).
 """
@@ -27,6 +28,7 @@ from ostream.testing.events import (
     LEFT,
     STOPPED,
     At,
+    Burst,
     Drop,
     Event,
     Recorded,
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from ostream.testing.fake import FakeOllama
 
 POLL = 0.01  # seconds between checks for a departed client
+_BURST_WRITE = 1 << 16  # bytes per write of a Burst
 _KILLED = "killed"
 
 
@@ -372,6 +375,11 @@ class _Handler(BaseHTTPRequestHandler):
                 except (_ClientLeft, _Stopping, _Killed):
                     rec.sent.pop()  # only this thread appends: the entry is last
                     raise
+            elif isinstance(ev, Burst):
+                if head is not None:
+                    self._write(head)
+                    head = None
+                self._burst(rec, ev, chunked=reply.chunked)
             elif isinstance(ev, Stall):
                 self._idle(ev.seconds)
                 return DROPPED
@@ -392,8 +400,32 @@ class _Handler(BaseHTTPRequestHandler):
             raise
         return outcome
 
+    def _burst(self, rec: Recorded, burst: Burst, *, chunked: bool) -> None:
+        """Write a Burst: as many whole chunks a write as fit in _BURST_WRITE."""
+        per_chunk = max(1, burst.per_chunk)
+        full, rest = divmod(burst.count, per_chunk)
+        block = burst.line * per_chunk
+        wire = b"%x\r\n%s\r\n" % (len(block), block) if chunked else block
+        group = max(1, min(full, _BURST_WRITE // len(wire)))
+        for times, chunks in ((full // group, group), (1, full % group)):
+            for _ in range(times if chunks else 0):
+                self._send_burst(rec, wire * chunks, block * chunks)
+        if rest:
+            tail = burst.line * rest
+            self._send_burst(rec, b"%x\r\n%s\r\n" % (len(tail), tail) if chunked else tail, tail)
+
+    def _send_burst(self, rec: Recorded, wire: bytes, payload: bytes) -> None:
+        if self._client_gone(0):
+            raise _ClientLeft
+        rec.sent.append((time.monotonic(), payload))  # before the write, as in _play_stream
+        try:
+            self._write(wire)
+        except (_ClientLeft, _Stopping, _Killed):
+            rec.sent.pop()
+            raise
+
     def _play_whole(self, rec: Recorded, reply: Reply, client_wants_close: bool) -> str:
-        total = b"".join(ev.data for ev in reply.events if isinstance(ev, Send))
+        total = b"".join(_payload(ev) for ev in reply.events if isinstance(ev, (Send, Burst)))
         framing = {"Content-Length": str(len(total))}
         if client_wants_close:
             framing["Connection"] = "close"
@@ -402,8 +434,8 @@ class _Handler(BaseHTTPRequestHandler):
         dropped = False
         origin = time.monotonic()
         for ev in reply.events:
-            if isinstance(ev, Send):
-                parts.append(ev.data)
+            if isinstance(ev, (Send, Burst)):
+                parts.append(_payload(ev))
             elif isinstance(ev, (Stall, Drop)):
                 if isinstance(ev, Stall):
                     self._idle(ev.seconds)
@@ -429,3 +461,8 @@ class _Handler(BaseHTTPRequestHandler):
         if dropped:
             return DROPPED
         return CLOSED if client_wants_close else DONE
+
+
+def _payload(ev: Send | Burst) -> bytes:
+    """The bytes an event sends, without HTTP framing."""
+    return ev.data if isinstance(ev, Send) else ev.line * ev.count
