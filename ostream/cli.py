@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,6 +18,9 @@ from ostream.errors import FAILURES, ExitCode, UsageError
 from ostream.guard import Action, conclude, execute
 from ostream.output import Writer
 from ostream.params import (
+    DryRun,
+    Extract,
+    ExtractLast,
     Format,
     HideThinking,
     Host,
@@ -27,6 +30,9 @@ from ostream.params import (
     MessageWords,
     Model,
     ModelOptions,
+    OutputFile,
+    PresetName,
+    PresetVars,
     PromptWords,
     Retries,
     System,
@@ -34,6 +40,9 @@ from ostream.params import (
     TimeoutSeconds,
     Verbose,
 )
+
+if TYPE_CHECKING:
+    from ostream.presets import Preset
 
 
 def _exit_status_epilog() -> str:
@@ -119,10 +128,11 @@ def _common_body(
     fmt: str | None,
     think: str | None,
     keep_alive: str | None,
+    preset: Preset | None = None,
 ) -> dict[str, Any]:
     from ostream import options as parse
 
-    name = model or env.environ.get("OSTREAM_MODEL")
+    name = model or (preset and preset.settings.get("model")) or env.environ.get("OSTREAM_MODEL")
     if not name:
         raise UsageError("no model: pass -m NAME or set OSTREAM_MODEL")
     body: dict[str, Any] = {"model": argument_text(name, "the model name"), "stream": True}
@@ -138,6 +148,8 @@ def _common_body(
         body["think"] = parse.parse_think(think)
     if keep_alive is not None:
         body["keep_alive"] = parse.parse_keep_alive(keep_alive)
+    if preset is not None:
+        preset.fill(body, tools=False)
     return body
 
 
@@ -148,10 +160,46 @@ def _prompt(env: Environment, words: list[str] | None, *, use_stdin: bool = True
     return assemble(piped, [argument_text(word, "a word of the prompt") for word in words or []])
 
 
+def _load_preset(env: Environment, name: str | None, var: list[str] | None) -> Preset | None:
+    """The preset -p names (None without -p; presets.py is imported only then)."""
+    if name is None:
+        if var:
+            raise UsageError("--var gives a value to a preset's {{NAME}}: it needs -p PRESET")
+        return None
+    from ostream.presets import load_preset
+
+    return load_preset(argument_text(name, "-p"), env.environ)
+
+
+def _preset_turn(
+    env: Environment,
+    preset: Preset,
+    words: list[str] | None,
+    var: list[str] | None,
+    use_stdin: bool,
+) -> tuple[str | None, str | None]:
+    """(system prompt, prompt) as the preset makes them from stdin, the words and --var."""
+    from ostream.presets import parse_vars
+    from ostream.prompt import read_stdin
+
+    piped = read_stdin(env.piped_stdin) if use_stdin else None
+    spoken = [argument_text(word, "a word of the prompt") for word in words or []]
+    return preset.turn(piped, spoken, parse_vars([argument_text(v, "--var") for v in var or []]))
+
+
+def _dry_run(writer: Writer, target: Any, path: str, body: Any, method: str = "POST") -> None:
+    from ostream.client import Client
+    from ostream.dryrun import show_request
+
+    show_request(writer, method, Client(target.base_url).url(path), body)
+
+
 @app.command()
 def generate(
     ctx: typer.Context,
     prompt: PromptWords = None,
+    preset: PresetName = None,
+    var: PresetVars = None,
     model: Model = None,
     system: System = None,
     option: ModelOptions = None,
@@ -165,6 +213,10 @@ def generate(
     host: Host = None,
     timeout: TimeoutSeconds = None,
     retries: Retries = 2,
+    output: OutputFile = None,
+    extract: Extract = False,
+    extract_last: ExtractLast = False,
+    dry_run: DryRun = False,
 ) -> None:
     """Stream the answer to a prompt (POST /api/generate).
 
@@ -177,25 +229,40 @@ def generate(
         from ostream.run import stream_answer
 
         target = _target(env, host, timeout, retries)
-        body = _common_body(env, model, option, format, think, keep_alive)
+        found = _load_preset(env, preset, var)
+        body = _common_body(env, model, option, format, think, keep_alive, found)
         images = [str(p) for p in image or []]
-        text = _prompt(env, prompt, use_stdin="-" not in images)  # else stdin is an image
+        use_stdin = "-" not in images  # else stdin is an image
+        preset_system = None
+        if found is None:
+            text = _prompt(env, prompt, use_stdin=use_stdin)
+        else:
+            preset_system, text = _preset_turn(env, found, prompt, var, use_stdin)
         if text is None:
             raise UsageError("no prompt: give PROMPT words or pipe text on stdin")
         body["prompt"] = text
         if system is not None:
             body["system"] = argument_text(system, "-s")
+        elif preset_system is not None:
+            body["system"] = preset_system
         if images:
             body["images"] = read_images(images, env.piped_stdin)
-        stream_answer(
-            target,
-            "generate",
-            body,
-            writer,
-            jsonl=jsonl,
-            show_thinking=not hide_thinking,
-            verbose=verbose,
-        )
+        if dry_run:
+            return _dry_run(writer, target, "/api/generate", body)
+        from ostream.destination import answer_writer
+
+        with answer_writer(
+            writer, output=output, extract=extract, extract_last=extract_last, jsonl=jsonl
+        ) as out:
+            stream_answer(
+                target,
+                "generate",
+                body,
+                out,
+                jsonl=jsonl,
+                show_thinking=not hide_thinking,
+                verbose=verbose,
+            )
 
     _run(ctx, action)
 
@@ -204,6 +271,8 @@ def generate(
 def chat(
     ctx: typer.Context,
     message: MessageWords = None,
+    preset: PresetName = None,
+    var: PresetVars = None,
     model: Model = None,
     system: System = None,
     history_name: Annotated[
@@ -214,6 +283,14 @@ def chat(
             help="JSONL conversation: sent first; the new turn is appended once it completes.",
         ),
     ] = None,
+    continue_last: Annotated[
+        bool,
+        typer.Option(
+            "-c",
+            "--continue",
+            help="Continue the last chat run without --history (kept unless OSTREAM_NOHISTORY).",
+        ),
+    ] = False,
     messages: Annotated[
         str | None,
         typer.Option(
@@ -239,6 +316,10 @@ def chat(
     host: Host = None,
     timeout: TimeoutSeconds = None,
     retries: Retries = 2,
+    output: OutputFile = None,
+    extract: Extract = False,
+    extract_last: ExtractLast = False,
+    dry_run: DryRun = False,
 ) -> None:
     """Stream the reply to one chat turn (POST /api/chat).
 
@@ -246,6 +327,7 @@ def chat(
     """
 
     def action(env: Environment, writer: Writer) -> None:
+        from ostream import lastchat
         from ostream.conversation import load_conversation, user_turn
         from ostream.history import save_turn
         from ostream.options import load_tools, read_images
@@ -253,14 +335,23 @@ def chat(
 
         if history_name is not None and messages is not None:
             raise UsageError("--history and --messages cannot be used together")
-        history = _history_path(history_name)
+        if continue_last and (history_name is not None or messages is not None):
+            raise UsageError("-c continues the last chat: not with --history or --messages")
+        history = lastchat.to_continue(env.environ) if continue_last else None
+        history = history or _history_path(history_name)
         images = [str(p) for p in image or []]
         if "-" in images and messages == "-":
             raise UsageError("--image - and --messages - cannot both read stdin")
         target = _target(env, host, timeout, retries)
-        body = _common_body(env, model, option, format, think, keep_alive)
+        found = _load_preset(env, preset, var)
+        body = _common_body(env, model, option, format, think, keep_alive, found)
         conversation = load_conversation(messages, history, env.piped_stdin)
-        text = _prompt(env, message, use_stdin=messages != "-" and "-" not in images)
+        use_stdin = messages != "-" and "-" not in images
+        preset_system = None
+        if found is None:
+            text = _prompt(env, message, use_stdin=use_stdin)
+        else:
+            preset_system, text = _preset_turn(env, found, message, var, use_stdin)
         if text is None and not conversation:
             raise UsageError("nothing to send: the conversation is empty and no MESSAGE given")
         if text is None and messages is None:
@@ -269,21 +360,34 @@ def chat(
         prefix = []
         if system is not None:
             prefix = [{"role": "system", "content": argument_text(system, "-s")}]
+        elif preset_system is not None:  # sent, never stored: as -s
+            prefix = [{"role": "system", "content": preset_system}]
         body["messages"] = prefix + conversation + turn
         if tools is not None:
             body["tools"] = load_tools(str(tools))
-        reply = stream_answer(
-            target,
-            "chat",
-            body,
-            writer,
-            jsonl=jsonl,
-            show_thinking=not hide_thinking,
-            keep=history is not None,
-            verbose=verbose,
-        )
+        if found is not None:
+            found.fill(body, tools=True)
+        if dry_run:
+            return _dry_run(writer, target, "/api/chat", body)
+        from ostream.destination import answer_writer
+
+        with answer_writer(
+            writer, output=output, extract=extract, extract_last=extract_last, jsonl=jsonl
+        ) as out:
+            reply = stream_answer(
+                target,
+                "chat",
+                body,
+                out,
+                jsonl=jsonl,
+                show_thinking=not hide_thinking,
+                keep=True,
+                verbose=verbose,
+            )
         if history is not None:
             save_turn(history, [*turn, reply.message()])
+        else:
+            lastchat.keep(env.environ, [*conversation, *turn, reply.message()])
 
     _run(ctx, action)
 
@@ -325,6 +429,7 @@ def raw(
     host: Host = None,
     timeout: TimeoutSeconds = None,
     retries: Retries = 2,
+    dry_run: DryRun = False,
 ) -> None:
     """Send JSON to any API path, copy the answer to stdout.
 
@@ -343,6 +448,11 @@ def raw(
         verb = (method or ("POST" if body is not None else "GET")).upper()
         if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", verb):
             raise UsageError(f"-X: {method!r} is not an HTTP method")
+        if dry_run:
+            from ostream.options import strict_json
+
+            shown = strict_json(body.decode("utf-8")) if body is not None else None
+            return _dry_run(writer, target, path, shown, verb)
         raw_request(target, verb, path, body, writer, method_chosen=method is not None)
 
     _run(ctx, action)

@@ -23,6 +23,24 @@ def think_values(incomplete: str) -> list[str]:
     return [word for word in ("true", "false", *THINK_LEVELS) if word.startswith(incomplete)]
 
 
+def preset_names(incomplete: str) -> list[tuple[str, str]]:
+    """The presets (name, description) that start with what was typed."""
+    try:
+        from ostream.presets import available, load_preset
+
+        found = []
+        for name, _ in available(os.environ):
+            if name.startswith(incomplete):
+                try:
+                    description = load_preset(name, os.environ).description
+                except Exception:
+                    description = ""
+                found.append((name, description))
+        return found
+    except Exception:  # a Tab never prints an error into the user's command line
+        return []
+
+
 def model_names(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     """The server's models (name, size) that start with what was typed; the server is
     --host when the line being completed gives it before the cursor, else OLLAMA_HOST.
