@@ -13,6 +13,7 @@ import typer
 from ostream import __version__
 from ostream.arguments import argument_text
 from ostream.click_adapter import OstreamGroup
+from ostream.complete import preset_words
 from ostream.environment import Environment
 from ostream.errors import FAILURES, ExitCode, UsageError
 from ostream.guard import Action, conclude, execute
@@ -456,6 +457,46 @@ def raw(
         raw_request(target, verb, path, body, writer, method_chosen=method is not None)
 
     _run(ctx, action)
+
+
+@app.command()
+def presets(
+    ctx: typer.Context,
+    action: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[show NAME]",
+            show_default=False,
+            help="show NAME: print the preset file NAME (or PATH) as it is.",
+            autocompletion=preset_words,
+        ),
+    ] = None,
+    jsonl: Annotated[
+        bool,
+        typer.Option(
+            "--jsonl", help="One JSON line a preset: name, path, kind, description, vars."
+        ),
+    ] = False,
+) -> None:
+    """List the saved prompts that -p NAME finds, or show one.
+
+    Looked up in the folders of $OSTREAM_PRESETS (colon-separated), then in
+    $XDG_CONFIG_HOME/ostream/presets, as NAME.md or NAME/system.md.
+    """
+
+    def action_(env: Environment, writer: Writer) -> None:
+        from ostream.presets import listing, shown
+
+        words = action or []
+        if not words:
+            for line in listing(env.environ, jsonl=jsonl):
+                writer.line(line)
+        elif words[0] == "show" and len(words) == 2:
+            writer.body(shown(argument_text(words[1], "the preset name"), env.environ))
+        else:
+            raise UsageError("presets takes no argument, or show NAME")
+
+    _run(ctx, action_)
 
 
 def main(args: Sequence[str] | None = None, *, env: Environment | None = None) -> int:

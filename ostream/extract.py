@@ -66,7 +66,7 @@ class FenceScanner:
         if self._fence is None:
             if self._line:
                 self._open(self._line)  # a fence on the answer's last line opens an empty block
-        elif self._line:
+        elif self._line and not self._closing(self._line):
             self._emit(self._dedent(self._line), out)
         if self._fence is not None:  # unclosed: the block runs to the end of the answer
             self._close()
@@ -84,20 +84,29 @@ class FenceScanner:
 
     def _content(self, line: str, whole: bool, out: list[str]) -> None:
         """A line inside a block, from its start: the closing fence, or content."""
-        char, length, _ = self._fence or ("`", 3, 0)
-        closing = re.fullmatch(rf" {{0,3}}{re.escape(char)}{{{length},}}[ \t\r]*\n?", line)
+        closing = self._closing(line)
         if whole:
             self._line = ""
             if closing:
                 self._close()
             else:
                 self._emit(self._dedent(line), out)
-        elif closing or re.fullmatch(rf" {{0,3}}{re.escape(char)}*", line):
+        elif closing or re.fullmatch(rf" {{0,3}}{re.escape(self._char)}*", line):
             self._line = line  # it may still become the closing fence
         else:
             self._line = ""
             self._emit(self._dedent(line), out)
             self._mid_line = True
+
+    @property
+    def _char(self) -> str:
+        return self._fence[0] if self._fence else "`"
+
+    def _closing(self, line: str) -> bool:
+        """Whether `line` (from its start) closes the open block."""
+        length = self._fence[1] if self._fence else 3
+        pattern = rf" {{0,3}}{re.escape(self._char)}{{{length},}}[ \t\r]*\n?"
+        return re.fullmatch(pattern, line) is not None
 
     def _dedent(self, line: str) -> str:
         indent = self._fence[2] if self._fence else 0

@@ -244,26 +244,26 @@ def is_path(name: str) -> bool:
     return "/" in name or name.endswith(".md")
 
 
-def find_preset(name: str, environ: Mapping[str, str]) -> Path:
+def find_preset(name: str, environ: Mapping[str, str], what: str = "-p") -> Path:
     """The file `-p name` means, or a usage error saying where it was looked for."""
     if not name:
-        raise UsageError("-p: the preset name is empty")
+        raise UsageError(f"{what}: the preset name is empty")
     if is_path(name):
         path = Path(name)
         if path.is_dir() and (path / "system.md").is_file():
             return path / "system.md"
         if path.is_file():
             return path
-        raise UsageError(f"-p {name}: no such preset file")
+        raise UsageError(f"{what} {name}: no such preset file")
     if name.startswith("."):
-        raise UsageError(f"-p {name}: a preset name does not start with a dot")
+        raise UsageError(f"{what} {name}: a preset name does not start with a dot")
     dirs = search_path(environ)
     for directory in dirs:
         for candidate in (directory / f"{name}.md", directory / name / "system.md"):
             if candidate.is_file():
                 return candidate
     looked = ":".join(str(d) for d in dirs)
-    raise UsageError(f"-p {name}: no preset {name}.md or {name}/system.md in {looked}")
+    raise UsageError(f"{what} {name}: no preset {name}.md or {name}/system.md in {looked}")
 
 
 def load_preset(name: str, environ: Mapping[str, str]) -> Preset:
@@ -295,3 +295,35 @@ def available(environ: Mapping[str, str]) -> Iterator[tuple[str, Path]]:
         for name, path in here.items():
             seen.setdefault(name, path)
     yield from sorted(seen.items())
+
+
+# --------------------------------------------------------------------------- `ostream presets`
+
+
+def listing(environ: Mapping[str, str], *, jsonl: bool) -> Iterator[bytes]:
+    """`ostream presets`: a line per preset, `NAME  description` or a JSON object; a
+    preset that does not parse is listed with its error rather than stopping the list."""
+    from ostream.ndjson import compact
+
+    rows = []
+    for name, path in available(environ):
+        row: dict[str, Any] = {"name": name, "path": str(path)}
+        try:
+            preset = parse_preset(text(file_bytes(str(path), "-p"), str(path)), name, path)
+        except UsageError as exc:
+            row["error"] = exc.message
+        else:
+            row.update(kind=preset.kind, description=preset.description, vars=preset.vars)
+        rows.append(row)
+    if jsonl:
+        yield from (compact(row) for row in rows)
+        return
+    width = max((len(row["name"]) for row in rows), default=0)
+    for row in rows:
+        about = row.get("description") or row.get("error", "")
+        yield f"{row['name']:<{width}}  {about}".rstrip().encode()
+
+
+def shown(name: str, environ: Mapping[str, str]) -> bytes:
+    """`ostream presets show NAME`: the file -p NAME would use, byte for byte."""
+    return file_bytes(str(find_preset(name, environ, "presets show")), "presets show")
