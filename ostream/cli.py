@@ -150,7 +150,7 @@ def _common_body(
     if keep_alive is not None:
         body["keep_alive"] = parse.parse_keep_alive(keep_alive)
     if preset is not None:
-        preset.fill(body, tools=False)
+        preset.apply_defaults(body, tools=False)
     return body
 
 
@@ -367,7 +367,7 @@ def chat(
         if tools is not None:
             body["tools"] = load_tools(str(tools))
         if found is not None:
-            found.fill(body, tools=True)
+            found.apply_defaults(body, tools=True)
         if dry_run:
             return _dry_run(writer, target, "/api/chat", body)
         from ostream.destination import answer_writer

@@ -7,8 +7,10 @@ prompt, or, when it holds `{{input}}`, `{{stdin}}` or `{{args}}`, the prompt
 itself, rendered once. Nothing else in the text is ever interpreted: other
 `{{...}}`, `$x` and braces stay as they are, and inserted text is not rescanned.
 
-Used by generate and chat (cli), and meant for batch and `chat -i`: load_preset,
-Preset.request_defaults, Preset.system_prompt and Preset.render.
+Used by generate and chat (cli), and meant for batch and `chat -i`: load_preset;
+Preset.request_fields / apply_defaults (the request options), Preset.values (the
+--var values checked), Preset.system_prompt, Preset.render (a prompt-kind body,
+once per prompt) and Preset.turn (both, for one request).
 """
 
 from __future__ import annotations
@@ -47,10 +49,6 @@ class Preset:
         """ "prompt" when the body places the input, else "system"."""
         used = {m.group(1) for m in _PLACEHOLDER.finditer(self.body)}
         return "prompt" if used & set(INPUTS) else "system"
-
-    def request_defaults(self) -> dict[str, Any]:
-        """The request options the front matter sets, by long name (`keep-alive`, ...)."""
-        return dict(self.settings)
 
     def system_prompt(self, values: Mapping[str, str]) -> str | None:
         """The system prompt it gives: a system-kind body (its vars rendered), else the
@@ -102,23 +100,31 @@ class Preset:
             return self.system_prompt(values), self.render(stdin, words, values)
         return self.system_prompt(values), assemble(stdin, words)
 
-    def fill(self, body: dict[str, Any], *, tools: bool) -> None:
-        """What the preset sets and `body` (built from the command line) leaves out:
-        `options` key by key; `tools` only where the endpoint takes them (chat)."""
+    def request_fields(self) -> dict[str, Any]:
+        """The front matter's request options under their request-body names, parsed as
+        the command line parses them (`keep-alive: 5m` → `keep_alive`); without
+        `system`, which system_prompt gives."""
         from ostream import options
 
-        settings = self.settings
-        if "options" in settings:
-            body["options"] = {**settings["options"], **body.get("options", {})}
-        if "format" in settings:
-            body.setdefault("format", settings["format"])
-        if "think" in settings and "think" not in body:
-            think = settings["think"]
-            body["think"] = think if isinstance(think, bool) else options.parse_think(think)
-        if "keep-alive" in settings and "keep_alive" not in body:
-            body["keep_alive"] = options.parse_keep_alive(str(settings["keep-alive"]))
-        if tools and "tools" in settings:
-            body.setdefault("tools", settings["tools"])
+        fields: dict[str, Any] = {}
+        for key, value in self.settings.items():
+            if key == "think" and isinstance(value, str):
+                value = options.parse_think(value)
+            elif key == "keep-alive":
+                value = options.parse_keep_alive(str(value))
+            if key != "system":
+                fields[key.replace("-", "_")] = value
+        return fields
+
+    def apply_defaults(self, body: dict[str, Any], *, tools: bool) -> None:
+        """Fill in what the preset sets and `body` (from the command line, or a batch
+        job) leaves out: `options` key by key, the body winning; `tools` only where the
+        endpoint takes them (chat)."""
+        for key, value in self.request_fields().items():
+            if key == "options":
+                body["options"] = {**value, **(body.get("options") or {})}
+            elif key != "tools" or tools:
+                body.setdefault(key, value)
 
 
 def render(template: str, values: Mapping[str, str]) -> str:

@@ -400,3 +400,24 @@ def test_raw_has_no_preset(fake_ollama: FakeOllama, tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "-p" in result.stderr
     assert not fake_ollama.requests
+
+
+def test_the_library_api_fills_what_a_job_leaves_out() -> None:
+    """What batch and chat -i build on: the body (a job) wins, options key by key."""
+    preset = parse_preset(
+        '---\nmodel: p\noptions: {"seed": 1, "top_k": 5}\nkeep-alive: 5m\nthink: "high"\n'
+        'vars: {"lang": "French"}\n---\nInto {{lang}}: {{input}}',
+        "p",
+        Path("p.md"),
+    )
+    job: dict[str, Any] = {"model": "job", "options": {"seed": 2}, "prompt": "x"}
+    preset.apply_defaults(job, tools=False)
+    assert job == {
+        "model": "job",
+        "options": {"seed": 2, "top_k": 5},
+        "prompt": "x",
+        "keep_alive": "5m",
+        "think": "high",
+    }
+    assert preset.render(None, ["a", "line"], preset.values({})) == "Into French: a line"
+    assert preset.turn("piped\n", [], {"lang": "Dutch"}) == (None, "Into Dutch: piped\n")
