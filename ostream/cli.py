@@ -248,13 +248,18 @@ def generate(
             body["system"] = preset_system
         if images:
             body["images"] = read_images(images, env.piped_stdin)
-        if dry_run:
-            return _dry_run(writer, target, "/api/generate", body)
         from ostream.destination import answer_writer
 
         with answer_writer(
-            writer, output=output, extract=extract, extract_last=extract_last, jsonl=jsonl
+            writer,
+            output=output,
+            extract=extract,
+            extract_last=extract_last,
+            jsonl=jsonl,
+            dry_run=dry_run,
         ) as out:
+            if dry_run:
+                return _dry_run(out, target, "/api/generate", body)
             stream_answer(
                 target,
                 "generate",
@@ -368,13 +373,18 @@ def chat(
             body["tools"] = load_tools(str(tools))
         if found is not None:
             found.apply_defaults(body, tools=True)
-        if dry_run:
-            return _dry_run(writer, target, "/api/chat", body)
         from ostream.destination import answer_writer
 
         with answer_writer(
-            writer, output=output, extract=extract, extract_last=extract_last, jsonl=jsonl
+            writer,
+            output=output,
+            extract=extract,
+            extract_last=extract_last,
+            jsonl=jsonl,
+            dry_run=dry_run,
         ) as out:
+            if dry_run:
+                return _dry_run(out, target, "/api/chat", body)
             reply = stream_answer(
                 target,
                 "chat",

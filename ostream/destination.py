@@ -12,16 +12,23 @@ from ostream.output import Writer
 
 @contextlib.contextmanager
 def answer_writer(
-    writer: Writer, *, output: str | None, extract: bool, extract_last: bool, jsonl: bool
+    writer: Writer,
+    *,
+    output: str | None,
+    extract: bool,
+    extract_last: bool,
+    jsonl: bool,
+    dry_run: bool = False,
 ) -> Iterator[Writer]:
     """The Writer for the answer. When the block ends normally (the answer completed),
     what -x held back is written and --output's file takes the place of FILE; on any
-    failure FILE is left as it was."""
+    failure FILE is left as it was. With `dry_run` the options are checked, and the
+    request goes to stdout as it is."""
     if extract and extract_last:
         raise UsageError("-x and --extract-last cannot be used together")
     if (extract or extract_last) and jsonl:
         raise UsageError("-x and --extract-last take text mode: not with --jsonl")
-    if (output is None or output == "-") and not (extract or extract_last):
+    if dry_run or ((output is None or output == "-") and not (extract or extract_last)):
         yield writer
         return
     from ostream.outfile import atomic_output

@@ -89,3 +89,12 @@ def test_no_server_needed_in_a_real_process(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["url"] == url + "/api/generate"
     assert b"s3cret" not in result.stdout + result.stderr
     assert not out.exists()
+
+
+def test_answer_options_are_checked_too(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "generate", "-m", "m", "-x", "--jsonl", "--dry-run", "hi")
+    assert result.exit_code == 2
+    assert "text mode" in result.stderr
+    result = invoke(fake_ollama, "chat", "-m", "m", "-x", "--dry-run", "hi")
+    assert result.exit_code == 0  # the request, not an extract of it
+    assert shown(result.stdout)["method"] == "POST"

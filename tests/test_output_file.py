@@ -110,3 +110,12 @@ def test_an_interrupt_mid_stream_leaves_the_file(
     assert_quiet_stderr(err)
     assert out.read_text() == "old\n"
     assert os.listdir(tmp_path) == ["answer.txt"]
+
+
+def test_dash_is_stdout(
+    fake_ollama: FakeOllama, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke(fake_ollama, "generate", "-m", "m", "--output", "-", "hi")
+    assert (result.exit_code, result.stdout) == (0, "echo: hi\n")
+    assert os.listdir(tmp_path) == []
