@@ -14,6 +14,7 @@ out to be the closing fence is held back until it is decided.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from ostream.errors import OstreamError
 from ostream.output import Streams, Writer
@@ -137,8 +138,8 @@ class ExtractingWriter(Writer):
         self.scanner = FenceScanner(last=last)
         self.option = "--extract-last" if last else "-x"
 
-    def text(self, text: str) -> None:
-        super().text(self.scanner.feed(text))
+    def text(self, text: str, **how: Any) -> None:  # `how`: Writer.text's own keywords
+        super().text(self.scanner.feed(text), **how)
 
     def conclude(self) -> None:
         super().text(self.scanner.end())
