@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ostream import __version__
+from ostream import __version__, fleet_cli
 from ostream.arguments import argument_text
 from ostream.click_adapter import OstreamGroup
 from ostream.complete import preset_words
@@ -105,21 +104,18 @@ def _run(ctx: typer.Context, action: Action) -> None:
         raise typer.Exit(int(code))
 
 
-def _target(env: Environment, host: str | None, timeout: float | None, retries: int) -> Any:
+def _target(env: Environment, host: str | None, timeout: str | None, retries: str) -> Any:
+    from ostream.client import api_key
     from ostream.host import HostError, resolve
+    from ostream.options import parse_retries, parse_timeout
     from ostream.run import Target
 
     try:
         base = resolve(host, env.environ)
     except HostError as exc:
         raise UsageError(str(exc)) from None
-    if timeout is not None and not math.isfinite(timeout):
-        raise UsageError("--timeout takes a finite number of seconds")
-    # Trimmed like Ollama trims its variables: spaces, then quotes.
-    key = env.environ.get("OLLAMA_API_KEY", "").strip().strip("\"'")
-    if re.search(r"[^\x21-\x7e]", key):  # checked here: http.client's message would quote it
-        raise UsageError("OLLAMA_API_KEY holds a space, a control or a non-ASCII character")
-    return Target(base, key or None, timeout, retries)
+    seconds = parse_timeout(timeout) if timeout is not None else None
+    return Target(base, api_key(env.environ), seconds, parse_retries(retries))
 
 
 def _common_body(
@@ -213,7 +209,7 @@ def generate(
     verbose: Verbose = False,
     host: Host = None,
     timeout: TimeoutSeconds = None,
-    retries: Retries = 2,
+    retries: Retries = "2",
     output: OutputFile = None,
     extract: Extract = False,
     extract_last: ExtractLast = False,
@@ -321,7 +317,7 @@ def chat(
     verbose: Verbose = False,
     host: Host = None,
     timeout: TimeoutSeconds = None,
-    retries: Retries = 2,
+    retries: Retries = "2",
     output: OutputFile = None,
     extract: Extract = False,
     extract_last: ExtractLast = False,
@@ -439,7 +435,7 @@ def raw(
     ] = None,
     host: Host = None,
     timeout: TimeoutSeconds = None,
-    retries: Retries = 2,
+    retries: Retries = "2",
     dry_run: DryRun = False,
 ) -> None:
     """Send JSON to any API path, copy the answer to stdout.
@@ -507,6 +503,9 @@ def presets(
             raise UsageError("presets takes no argument, or show NAME")
 
     _run(ctx, action_)
+
+
+fleet_cli.register(app, _run)
 
 
 def main(args: Sequence[str] | None = None, *, env: Environment | None = None) -> int:

@@ -12,7 +12,15 @@ import typer
 from typer.core import TyperGroup
 
 from ostream.environment import Environment
-from ostream.errors import FAILURES, ExitCode, OstreamError, OutputError, Stop, UsageError
+from ostream.errors import (
+    FAILURES,
+    STDOUT_CLOSED,
+    ExitCode,
+    OstreamError,
+    OutputError,
+    Stop,
+    UsageError,
+)
 from ostream.guard import conclude
 from ostream.output import write_stderr
 
@@ -45,6 +53,10 @@ class OstreamGroup(TyperGroup):
     ) -> Any:
         env = extra.pop("obj", None) or Environment.from_process()
         try:
+            if (
+                env.stdout is None
+            ):  # started with `>&-`: whatever it is, it would write into nothing
+                raise OutputError(STDOUT_CLOSED)  # (Click would drop --help silently, exit 0)
             result = super().main(
                 args, prog_name, complete_var, standalone_mode=False, obj=env, **extra
             )
@@ -94,9 +106,23 @@ def in_ostream_terms(exc: BaseException, env: Environment) -> BaseException:
     if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
         return OutputError.of(exc)  # help, or shell completion's answer
     if isinstance(exc, typer.TyperException):
-        ctx = getattr(exc, "ctx", None)
-        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         if exc.exit_code == ExitCode.USAGE:
-            return UsageError(exc.format_message() + hint)
+            return UsageError(exc.format_message() + _usage_hint(exc))
         return OstreamError(exc.format_message())
     return exc
+
+
+def _usage_hint(exc: typer.TyperException) -> str:
+    """What to add to Click's message for a usage error."""
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return ""
+    unknown = getattr(exc, "option_name", None)  # Click's NoSuchOption
+    if (
+        isinstance(unknown, str)
+        and not unknown.startswith("--")
+        and any(getattr(param, "nargs", 1) == -1 for param in ctx.command.params)
+    ):
+        # `what is -1 plus 2`, `explain rm -rf`: a word of the prompt taken for an option.
+        return " (if it is part of the prompt, quote the whole prompt or put -- before its words)"
+    return f" (see '{ctx.command_path} --help')"

@@ -5,11 +5,13 @@ requests is imported on first use, so `--help` and `--version` never pay for it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
+import re
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -98,6 +100,14 @@ class Response:
             self._response.raw.close()
         finally:
             self._response.close()
+
+    def abort(self) -> None:
+        """From another thread: end the connection now. A read blocked in `chunks()`
+        returns (a close() alone would wait for it) and the server sees the client leave."""
+        sock = getattr(getattr(self._response.raw, "connection", None), "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> Response:
         return self
@@ -265,6 +275,15 @@ def _via(url: str) -> str:
     names = [n for s in (scheme, "all") for n in (f"{s}_proxy", f"{s.upper()}_PROXY")]
     source = next((n for n in names if os.environ.get(n) == proxy), None)
     return f" through the proxy {shown}" + (f" (from {source})" if source else "")
+
+
+def api_key(environ: Mapping[str, str]) -> str | None:
+    """OLLAMA_API_KEY trimmed as Ollama trims its variables (spaces, then quotes); None
+    when unset or blank."""
+    key = environ.get("OLLAMA_API_KEY", "").strip().strip("\"'")
+    if re.search(r"[^\x21-\x7e]", key):  # checked here: http.client's message would quote it
+        raise UsageError("OLLAMA_API_KEY holds a space, a control or a non-ASCII character")
+    return key or None
 
 
 def _seconds(value: str) -> float:

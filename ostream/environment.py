@@ -35,7 +35,7 @@ class Environment(Streams):
             stderr=_binary(sys.stderr) if sys.stderr is not None else open(os.devnull, "wb"),
             stdout_tty=stdout_tty,
             stderr_tty=stderr_tty,
-            color=stderr_tty and "NO_COLOR" not in os.environ,
+            color=_colour(stderr_tty, os.environ),
             stdout_never_blocks=stdout_tty or _is_regular_file(sys.stdout),
             process_fds=True,
             stdin=sys.stdin,
@@ -52,6 +52,11 @@ class Environment(Streams):
     def debug(self) -> bool:
         """OSTREAM_DEBUG=1: expected failures show their traceback too (for developers)."""
         return self.environ.get("OSTREAM_DEBUG", "") not in ("", "0")
+
+
+def _colour(stderr_tty: bool, environ: Mapping[str, str]) -> bool:
+    """Colour on stderr: a terminal that can show it, and no NO_COLOR (any value)."""
+    return stderr_tty and "NO_COLOR" not in environ and environ.get("TERM") != "dumb"
 
 
 def _isatty(stream: Any) -> bool:

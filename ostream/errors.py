@@ -23,14 +23,14 @@ class ExitCode(enum.IntEnum):
         "server_error",
         "the server reported an error: HTTP status 400 or more (except a missing model),"
         ' or an {"error": ...} line mid-stream; also: a redirect, stdout or --output could'
-        " not be written (a full disk, an I/O error), a --history turn could not be saved,"
-        " or -x found no code block in the answer",
+        " not be written (closed, a full disk, an I/O error), a --history turn could not"
+        " be saved, or -x found no code block in the answer",
     )
     USAGE = (
         2,
         "invalid_request",
         "usage error: bad option, no model, no prompt, invalid JSON, unreadable file"
-        " or stdin, unparsable host, stdout closed at start",
+        " or stdin, unparsable host",
     )
     CONNECT = (
         3,
@@ -131,7 +131,7 @@ class Stop(BaseException):
 # What an entry point catches and hands to `classify`; SystemExit and GeneratorExit pass.
 FAILURES = (Exception, KeyboardInterrupt, Stop)
 
-STDOUT_CLOSED = "stdout is closed"
+STDOUT_CLOSED = "cannot write to stdout: it is closed"
 
 # Endings after which stdout may be a pipe nobody reads or that blocks: the exit-time
 # flush must neither complain (EPIPE) nor wait.

@@ -73,13 +73,23 @@ def _parse(s: str) -> str:
         host, port = hostport.split(":")
     else:  # a name, an IPv4 address, or a bare IPv6 address ("::1")
         host = hostport
-    if port is not None and not (re.fullmatch("[0-9]{1,5}", port) and 1 <= int(port) <= 65535):
+    if port is not None and not 1 <= _port_number(port) <= 65535:
         raise HostError("port must be 1-65535")
     path = path.rstrip("/")
     if not _PATH.fullmatch(path):
         raise HostError("invalid character in path")
     url = f"{scheme}://{_connectable(host)}:{int(port or default_port)}"
     return f"{url}/{path}" if path else url
+
+
+def _port_number(port: str) -> int:
+    """The port as Ollama reads it: decimal, leading zeros allowed (Go's
+    strconv.ParseInt(port, 10, 32), then its dialer), so 011434 is 11434, not octal;
+    no sign (Go's URL parser refuses one at request time). -1: not a port."""
+    if not re.fullmatch("[0-9]+", port):
+        return -1
+    digits = port.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 5 else -1
 
 
 def _connectable(host: str) -> str:

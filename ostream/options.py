@@ -15,6 +15,9 @@ THINK_LEVELS = ("low", "medium", "high", "max")
 _NUMBER = r"([0-9]+(\.[0-9]*)?|\.[0-9]+)"  # ASCII digits, no 1_0, no 1e9
 _GO_DURATION = re.compile(rf"[-+]?({_NUMBER}(ns|us|µs|μs|ms|s|m|h))+")
 _SECONDS = re.compile(rf"[-+]?{_NUMBER}")
+# A socket timeout holds up to about 9.2e9 s; more than 31 years is not a limit anyway.
+TIMEOUT_MAX = 1_000_000_000
+RETRIES_MAX = 1_000_000
 
 
 def _no_constant(name: str) -> Any:
@@ -110,6 +113,30 @@ def parse_keep_alive(value: str) -> str | int | float:
     if _GO_DURATION.fullmatch(text):
         return text
     raise UsageError(f"--keep-alive takes a duration like 5m or 1h30m, or seconds; not {value!r}")
+
+
+def parse_timeout(value: str) -> float:
+    """--timeout: seconds, greater than 0; ASCII digits and an optional fraction, as
+    --keep-alive's numbers (no 1_0, no 1e3, no inf)."""
+    text = value.strip()
+    if not re.fullmatch(_NUMBER, text) or float(text) <= 0:
+        raise UsageError(
+            f"--timeout takes a number of seconds greater than 0, like 30 or 2.5; not {value!r}"
+        )
+    seconds = float(text)
+    if seconds > TIMEOUT_MAX:
+        raise UsageError(f"--timeout takes at most {TIMEOUT_MAX} seconds; not {value!r}")
+    return seconds
+
+
+def parse_retries(value: str) -> int:
+    """--retries: a whole number, 0 or more, in ASCII digits."""
+    text = value.strip()
+    if not re.fullmatch("[0-9]+", text):
+        raise UsageError(f"--retries takes a whole number, 0 or more; not {value!r}")
+    if len(text.lstrip("0")) > len(str(RETRIES_MAX)) or int(text) > RETRIES_MAX:
+        raise UsageError(f"--retries takes at most {RETRIES_MAX}; not {value!r}")
+    return int(text)
 
 
 def parse_format(value: str) -> Any:

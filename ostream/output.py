@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from ostream.errors import STDOUT_CLOSED, OutputError, UsageError
+from ostream.errors import STDOUT_CLOSED, OutputError
 from ostream.fds import silence
 from ostream.terminal import visible, visible_bytes
 
@@ -54,7 +54,7 @@ class Writer:
 
     def __init__(self, streams: Streams) -> None:
         if streams.stdout is None:  # refused before the model starts answering into nothing
-            raise UsageError(STDOUT_CLOSED)
+            raise OutputError(STDOUT_CLOSED)
         self.streams = streams
         self._out = streams.stdout
         self._err = streams.stderr
@@ -63,14 +63,17 @@ class Writer:
         self._out_at_line_start = True
         self._err_at_line_start = True
 
-    def text(self, text: str) -> None:
-        """Answer text, as it came, to stdout."""
+    def text(self, text: str, *, last: bool = False) -> None:
+        """Answer text, as it came, to stdout; the `last` text of an answer carries the
+        final newline (if it does not end in one) in the same write."""
         if not text:
             return
         if not self._err_at_line_start:
             self.end_thinking()
         if self._out_safe:
             text = visible(text)
+        if last and not text.endswith("\n"):
+            text += "\n"
         self._write_out(_utf8(text))
 
     def line(self, data: bytes) -> None:

@@ -92,23 +92,23 @@ Host = Annotated[
         help="Ollama server (default: $OLLAMA_HOST, else http://127.0.0.1:11434).",
     ),
 ]
+# Strings, parsed by ostream.options: Click's float and int take 1_0, " 1", "1e3",
+# "inf", and word their refusals their own way ("is not a valid float range").
 TimeoutSeconds = Annotated[
-    float | None,
+    str | None,
     typer.Option(
         "--timeout",
         metavar="SECONDS",
-        min=0.001,
         show_default=False,
         help="Limit for connecting and for each wait for data, the first token included "
         "(default: 10s to connect, no limit on reading).",
     ),
 ]
 Retries = Annotated[
-    int,
+    str,
     typer.Option(
         "--retries",
         metavar="N",
-        min=0,
         help="Retry a failed connection or a busy server (429/503) N times, "
         "with backoff, before any output.",
     ),

@@ -1,20 +1,25 @@
-"""Signals become exceptions that unwind the stack, closing the connection on the way.
+"""Signals become exceptions that unwind the stack, closing the connection on the way,
+and the process then ends by the signal itself.
 
-SIGINT raises KeyboardInterrupt (Python's own handler), SIGTERM Stop(143), and a pipe
-on stdout whose reader goes away Stop(141), even while nothing is being written.
+While a command runs, SIGINT raises KeyboardInterrupt (Python's own handler), SIGTERM
+Stop(143), and a pipe on stdout whose reader goes away Stop(141), even while nothing
+is being written. Outside a command (start-up, parsing the command line, the exit)
+SIGINT and SIGTERM have their default action: there is nothing to clean up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
 import stat
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 from ostream.errors import ExitCode, Stop
 
@@ -28,20 +33,54 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 @contextmanager
 def cancellable() -> Iterator[None]:
-    """Within: SIGTERM raises Stop(143); SIGINT raises KeyboardInterrupt as Python does.
+    """Within: SIGINT raises KeyboardInterrupt, SIGTERM Stop(143).
 
-    A signal the caller chose to ignore (SIG_IGN, e.g. under nohup) stays ignored:
-    Python itself leaves an ignored SIGINT alone, and SIGTERM is only taken
-    over from its default action.
+    Only a signal with its default action is taken over, and given it back after: a
+    signal the caller chose to ignore (SIG_IGN, e.g. SIGINT under nohup) stays
+    ignored, and a handler already in place (Python's own, in-process) is kept.
     """
-    previous = signal.getsignal(signal.SIGTERM)
-    if previous is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _terminate)
+    taken = [
+        (signum, handler)
+        for signum, handler in (
+            (signal.SIGINT, signal.default_int_handler),
+            (signal.SIGTERM, _terminate),
+        )
+        if signal.getsignal(signum) is signal.SIG_DFL
+    ]
+    for signum, handler in taken:
+        signal.signal(signum, handler)
     try:
         yield
     finally:
-        if previous is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for signum, _ in taken:
+            signal.signal(signum, signal.SIG_DFL)
+
+
+# How a run that a signal ended ends the process: by that signal.
+_ENDING_SIGNAL: dict[int, signal.Signals] = {
+    ExitCode.INTERRUPTED: signal.SIGINT,
+    ExitCode.TERMINATED: signal.SIGTERM,
+}
+
+
+def exit_process(code: int) -> NoReturn:
+    """End the process with exit status `code`; 130 and 143 by SIGINT and SIGTERM
+    themselves (the connection is closed by now, what was written is flushed).
+
+    A parent then sees death by the signal, not an exit that handled it: a shell
+    running ostream in a loop or script stops at a Ctrl-C, as it does for curl or
+    sleep (bash goes on after a child that *exits* 130). `$?` is 130 or 143 either way.
+    """
+    signum = _ENDING_SIGNAL.get(code)
+    if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):  # closed, or a reader gone: nothing to keep
+                if stream is not None:
+                    stream.flush()
+        signal.signal(signum, signal.SIG_DFL)
+        # raise(), not kill(): delivered to this thread before it returns.
+        signal.raise_signal(signum)
+    sys.exit(code)  # the signal is blocked (then it could not have been what ended the run)
 
 
 @contextmanager

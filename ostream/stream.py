@@ -95,7 +95,7 @@ class Streamer:
                 for obj in objects:
                     self._collect(obj)
         else:
-            self._render(objects)
+            self._render(objects, last=stop is not None and objects[-1].get("error") is None)
         if bad is not None:
             raise bad
         if stop is None:
@@ -132,7 +132,10 @@ class Streamer:
             )
         self.writer.line(block)
 
-    def _render(self, objects: list[dict[str, Any]]) -> None:
+    def _render(self, objects: list[dict[str, Any]], *, last: bool) -> None:
+        """Write the objects of one read; `last`: nothing follows them, so the answer's
+        final newline goes out in the same write as its last text (two answers into
+        one pipe, as under `xargs -P`, then never share a line)."""
         pieces: list[str] = []
         fields = self._fields
         for obj in objects:
@@ -152,7 +155,7 @@ class Streamer:
                 for call in calls if type(calls) is list else [calls]:
                     self.reply.tool_calls.append(call)
                     self.writer.line(_tool_call_line(call))
-        self._flush(pieces)
+        self._flush(pieces, last=last)
 
     def _collect(self, obj: dict[str, Any]) -> None:
         text, thinking, calls = self._fields(obj)
@@ -163,13 +166,13 @@ class Streamer:
         if calls:
             self.reply.tool_calls.extend(calls if type(calls) is list else [calls])
 
-    def _flush(self, pieces: list[str]) -> None:
+    def _flush(self, pieces: list[str], *, last: bool = False) -> None:
         if pieces:
             try:
                 text = "".join(pieces)
             except TypeError:  # a server sent a non-string fragment: skip it
                 text = _join(pieces)
-            self.writer.text(text)
+            self.writer.text(text, last=last)
             pieces.clear()
 
 

@@ -216,6 +216,62 @@ def test_unknown_option_is_one_line_exit_2() -> None:
     assert result.stderr.startswith("ostream: error: No such option: --bogus")
 
 
+QUOTE_HINT = "(if it is part of the prompt, quote the whole prompt or put -- before its words)"
+
+
+@pytest.mark.parametrize(
+    ("args", "word"),
+    [
+        (["generate", "-m", "m", "what", "is", "-1", "plus", "2"], "-1"),
+        (["generate", "-m", "m", "is", "-0.5", "small"], "-0"),
+        (["chat", "-m", "m", "explain", "rm", "-rf"], "-r"),
+    ],
+)
+def test_a_prompt_word_taken_for_an_option_suggests_quoting_or_dashes(
+    args: list[str], word: str
+) -> None:
+    result = invoke(None, *args)
+    assert result.exit_code == 2
+    assert result.stderr == f"ostream: error: No such option: {word} {QUOTE_HINT}\n"
+
+
+def test_after_dashes_a_negative_number_is_part_of_the_prompt(fake_ollama: FakeOllama) -> None:
+    result = invoke(fake_ollama, "generate", "-m", "m", "--", "what", "is", "-1", "plus", "2")
+    assert result.exit_code == 0, result.stderr
+    assert sent(fake_ollama)["prompt"] == "what is -1 plus 2"
+
+
+def test_a_mistyped_long_option_still_points_at_help() -> None:
+    result = invoke(None, "generate", "--hots", "x")
+    assert result.stderr == (
+        "ostream: error: No such option: --hots (Possible options: --host)"
+        " (see 'ostream generate --help')\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--timeout", "1_0"], "--timeout takes a number of seconds greater than 0, like 30"),
+        (["--timeout", "0"], "--timeout takes a number of seconds greater than 0, like 30"),
+        (["--timeout", "abc"], "--timeout takes a number of seconds greater than 0, like 30"),
+        (["--retries", "-1"], "--retries takes a whole number, 0 or more"),
+    ],
+)
+def test_number_options_are_refused_in_ostream_words(
+    fake_ollama: FakeOllama, args: list[str], message: str
+) -> None:
+    result = invoke(fake_ollama, "generate", "-m", "m", *args, "hi")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"ostream: error: {message}")
+    assert "range" not in result.stderr and "Invalid value" not in result.stderr
+    assert fake_ollama.requests == []
+
+
+def test_help_shows_no_click_ranges() -> None:
+    assert "x>=" not in invoke(None, "generate", "--help").stdout
+
+
 def test_error_statuses_in_jsonl_are_written_as_a_line(fake_ollama: FakeOllama) -> None:
     result = invoke(fake_ollama, "generate", "-m", "missing", "--jsonl", "x")
     assert result.exit_code == 4

@@ -392,12 +392,14 @@ def _missing(code: str) -> str | None:
 
 
 def _expected_output(code: str) -> str:
-    if "/api/tags" in code:
+    if "/api/tags" in code or "ostream models" in code:
         return "llama3.1"
-    if "/api/pull" in code:
+    if "/api/pull" in code or ("ostream pull" in code and "--jsonl" in code):
         return '"status":"success"'
     if "--dry-run" in code:
         return '"method":"POST"'
+    if "ostream pull" in code or "ostream ps" in code:
+        return ""  # a line on stderr; the fake has nothing loaded
     return ECHO_PREFIX.strip()  # also inside JSON lines: "response":"echo:"
 
 

@@ -177,6 +177,19 @@ def test_the_process_environment_colours_a_terminal_stderr_unless_no_color(
     assert env.color is colour
 
 
+@pytest.mark.parametrize(("term", "colour"), [("dumb", False), ("xterm", True), (None, True)])
+def test_a_dumb_terminal_gets_no_colour(
+    monkeypatch: pytest.MonkeyPatch, term: str | None, colour: bool
+) -> None:
+    monkeypatch.setattr(sys, "stderr", FakeTerminal())
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    if term is None:
+        monkeypatch.delenv("TERM", raising=False)
+    else:
+        monkeypatch.setenv("TERM", term)
+    assert Environment.from_process().color is colour
+
+
 def test_the_process_environment_is_looked_up_when_a_command_runs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -110,7 +110,7 @@ def test_an_unknown_option_is_one_usage_line_with_a_pointer_to_help() -> None:
 def test_a_bad_option_value_is_a_usage_error() -> None:
     env = environment()
     assert main(["generate", "--retries", "x", "-m", "m", "hi"], env=env) == 2
-    assert err(env).startswith(b"ostream: error: Invalid value for '--retries'")
+    assert err(env).startswith(b"ostream: error: --retries takes a whole number")
 
 
 def test_no_command_shows_the_help_on_stderr_with_status_2() -> None:
@@ -143,11 +143,11 @@ def test_version_into_a_full_disk_is_1_with_a_message() -> None:
     assert err(env) == b"ostream: error: cannot write to stdout: No space left on device\n"
 
 
-def test_version_and_a_command_with_stdout_closed_are_refused_with_status_2() -> None:
-    for args in (["--version"], ["generate", "-m", "m", "hi"]):
+def test_version_help_and_a_command_with_stdout_closed_are_refused_with_status_1() -> None:
+    for args in (["--version"], ["--help"], ["generate", "--help"], ["generate", "-m", "m", "hi"]):
         env = Environment(stdout=None, stderr=io.BytesIO())
-        assert main(args, env=env) == 2
-        assert err(env) == b"ostream: error: stdout is closed\n"
+        assert main(args, env=env) == 1
+        assert err(env) == b"ostream: error: cannot write to stdout: it is closed\n"
 
 
 class Recording(Environment):

@@ -48,6 +48,10 @@ from tests.proc import run, run_python
         ("https://ollama.com", "https://ollama.com:443"),
         ("my_host.local.:1", "http://my_host.local.:1"),
         ("h:080", "http://h:80"),
+        # Leading zeros: decimal, as Go's strconv.ParseInt(port, 10, 32) and dialer read them.
+        ("localhost:011434", "http://localhost:11434"),
+        ("http://h:0000000000000080/x", "http://h:80/x"),
+        ("[::1]:011434", "http://[::1]:11434"),
         ("h:65535", "http://h:65535"),
         ("http://h//", "http://h:80"),
         ("https://h:8443/x/y", "https://h:8443/x/y"),
@@ -62,6 +66,9 @@ def test_base_url(value: str | None, url: str) -> None:
     [
         ("http://x:99999", "port must be 1-65535"),
         ("x:0", "port must be 1-65535"),
+        ("x:000000", "port must be 1-65535"),
+        ("x:0065536", "port must be 1-65535"),
+        ("x:" + "0" * 5000 + "1" * 6, "port must be 1-65535"),
         ("x:", "port must be 1-65535"),
         ("x:abc", "port must be 1-65535"),
         ("x:+80", "port must be 1-65535"),

@@ -46,6 +46,12 @@ def test_a_run_never_imports_pydantic(
     assert "ostream.cli" in loaded
     pydantic = [name for name in loaded if name.split(".")[0] in ("pydantic", "pydantic_core")]
     assert not pydantic, "typer >= 0.29 loads pydantic: README, 'Why typer is below 0.29'"
+    # The commands over several servers cost the others nothing: no rich, no fleet.
+    fleet = [name for name in loaded if name.split(".")[0] == "rich" or name in FLEET_MODULES]
+    assert not fleet, "only models/ps/pull load these"
+
+
+FLEET_MODULES = ("ostream.fleet", "ostream.tables", "ostream.pull", "concurrent.futures")
 
 
 _CONVENIENCES = ("ostream.presets", "ostream.extract", "ostream.outfile", "ostream.dryrun")

@@ -184,8 +184,7 @@ def test_a_signal_stops_the_reading_of_a_stdin_that_never_ends(
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     feeder.join(60)
-    expected = {signal.SIGTERM: (143,), signal.SIGINT: (130, -signal.SIGINT)}[signum]
-    assert proc.returncode in expected
+    assert proc.returncode == -signum  # ended by the signal itself ($? 130 / 143)
     assert feeder.broken and feeder.written < most  # it stopped reading when signalled
     assert_quiet_stderr(err)
     assert fake_ollama.requests == []

@@ -15,7 +15,9 @@ from ostream.options import (
     parse_format,
     parse_keep_alive,
     parse_options,
+    parse_retries,
     parse_think,
+    parse_timeout,
     read_images,
 )
 from ostream.testing import FakeOllama
@@ -207,7 +209,10 @@ def test_an_option_value_of_nan_is_sent_as_the_string_nan(fake_ollama: FakeOllam
 def test_a_timeout_that_is_not_finite_is_a_usage_error(fake_ollama: FakeOllama, value: str) -> None:
     result = run(["generate", "-m", "m", "--timeout", value, "x"], fake_ollama.url)
     assert result.returncode == 2
-    assert result.stderr == b"ostream: error: --timeout takes a finite number of seconds\n"
+    assert result.stderr == (
+        b"ostream: error: --timeout takes a number of seconds greater than 0,"
+        b" like 30 or 2.5; not '" + value.encode() + b"'\n"
+    )
     assert fake_ollama.requests == []
 
 
@@ -276,3 +281,33 @@ def test_image_dash_needs_a_piped_stdin(fake_ollama: FakeOllama) -> None:
     env = environment(fake_ollama.url, stdin=b"")
     assert main(["generate", "-m", "m", "--image", "-", "x"], env=env) == 2
     assert b"--image: stdin is empty" in err(env)
+
+
+# --- --timeout and --retries: plain ASCII numbers, our wording ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("30", 30.0), ("2.5", 2.5), (".5", 0.5), (" 5", 5.0)]
+)
+def test_timeout_is_seconds_in_ascii_digits(value: str, seconds: float) -> None:
+    assert parse_timeout(value) == seconds
+
+
+@pytest.mark.parametrize(
+    "value", ["1_0", "0", "0.0", "", "abc", "-1", "+1", "inf", "nan", "1e3", "\u0661", "1000000001"]
+)
+def test_a_timeout_that_is_not_plain_positive_seconds_is_refused(value: str) -> None:
+    with pytest.raises(UsageError, match=r"^--timeout takes ") as caught:
+        parse_timeout(value)
+    assert caught.value.code == ExitCode.USAGE
+
+
+@pytest.mark.parametrize(("value", "count"), [("0", 0), ("2", 2), ("007", 7), ("1000000", 1000000)])
+def test_retries_is_a_whole_number(value: str, count: int) -> None:
+    assert parse_retries(value) == count
+
+
+@pytest.mark.parametrize("value", ["-1", "1_0", "1.5", "", "\u0661", "1000001", "9" * 5000])
+def test_retries_that_are_not_a_plain_whole_number_are_refused(value: str) -> None:
+    with pytest.raises(UsageError, match=r"^--retries takes "):
+        parse_retries(value)

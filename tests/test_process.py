@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -169,6 +170,25 @@ def test_an_error_after_an_unfinished_line_starts_its_own_line_on_a_terminal(
     proc.wait(timeout=10)
     assert proc.returncode == 1
     assert shown.startswith(b"oops\r\nostream: error: HTTP 500")
+
+
+@pytest.mark.parametrize(("term", "escapes"), [("dumb", False), ("xterm", True)])
+def test_an_error_on_a_dumb_terminal_has_no_escape_sequences(
+    fake_ollama: FakeOllama, term: str, escapes: bool
+) -> None:
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ostream", "generate", "-m", "missing", "hi"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=secondary,
+        env=env_for(fake_ollama.url, TERM=term),
+    )
+    os.close(secondary)
+    shown = drain_pty(primary)
+    assert proc.wait(timeout=30) == 4
+    assert shown.startswith((b"\x1b[1;31m" if escapes else b"") + b"ostream: error:")
+    assert (b"\x1b" in shown) is escapes
 
 
 # --- exit codes ----------------------------------------------------------------------------

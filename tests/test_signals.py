@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +21,9 @@ from ostream.signals import WAKE, reader_watch
 from ostream.testing import FakeOllama, Reply, Send, Stall, ndjson
 from tests.proc import (
     LEAVE,
+    assert_quiet_stderr,
     closed_port,
+    env_for,
     full_backlog,
     ignore_sigint,
     read_until,
@@ -30,7 +36,9 @@ from tests.proc import (
 # --- SIGINT and SIGTERM: 130 and 143 at once, the connection closed, the output kept -------
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, -signal.SIGINT), (signal.SIGTERM, -signal.SIGTERM)]
+)
 def test_signal_while_the_model_loads(fake_ollama: FakeOllama, signum: int, code: int) -> None:
     proc = spawn(["generate", "-m", "stall", "hi"], fake_ollama.url)
     request = fake_ollama.wait_for_request()
@@ -41,7 +49,9 @@ def test_signal_while_the_model_loads(fake_ollama: FakeOllama, signum: int, code
     assert request.left.wait(LEAVE)
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, -signal.SIGINT), (signal.SIGTERM, -signal.SIGTERM)]
+)
 def test_signal_mid_stream_keeps_output(fake_ollama: FakeOllama, signum: int, code: int) -> None:
     fake_ollama.script(
         Reply(events=[Send(ndjson({"response": "partial", "done": False})), Stall(30)])
@@ -64,7 +74,7 @@ def test_signal_while_retrying_to_connect() -> None:
     threading.Event().wait(0.8)  # likely retrying by now; 130 whichever phase it is in
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 130
+    assert proc.returncode == -signal.SIGINT  # ended by the signal itself ($? 130)
     assert err == b""
 
 
@@ -81,7 +91,7 @@ def test_sigint_while_connecting() -> None:
     finally:
         for sock in [server, *fillers]:
             sock.close()
-    assert proc.returncode == 130
+    assert proc.returncode == -signal.SIGINT  # ended by the signal itself ($? 130)
     assert err == b""
 
 
@@ -93,7 +103,7 @@ def test_ignored_sigint_stays_ignored(fake_ollama: FakeOllama) -> None:
     assert proc.poll() is None
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=10)
-    assert proc.returncode == 143
+    assert proc.returncode == -signal.SIGTERM  # ended by the signal itself ($? 143)
     assert request.left.wait(LEAVE)
 
 
@@ -119,11 +129,13 @@ def test_ctrl_c_while_the_cli_is_still_importing_is_quiet() -> None:
         "run()\n"
     )
     result = run_python(code)
-    assert result.returncode == 130
+    assert result.returncode == -signal.SIGINT  # ended by the signal itself ($? 130)
     assert result.stderr == b""
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, -signal.SIGINT), (signal.SIGTERM, -signal.SIGTERM)]
+)
 def test_a_signal_while_stdout_is_blocked_closes_the_connection_and_exits_at_once(
     fake_ollama: FakeOllama, signum: int, code: int
 ) -> None:
@@ -147,7 +159,9 @@ def test_a_signal_while_stdout_is_blocked_closes_the_connection_and_exits_at_onc
         proc.communicate()
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, -signal.SIGINT), (signal.SIGTERM, -signal.SIGTERM)]
+)
 def test_an_interrupted_answer_in_a_file_ends_with_a_newline(
     fake_ollama: FakeOllama, tmp_path: Path, signum: int, code: int
 ) -> None:
@@ -268,3 +282,148 @@ def test_the_reader_watch_cleans_up_whenever_the_reader_leaves() -> None:
     if before is not None:
         assert len(os.listdir("/proc/self/fd")) == before
     assert stops >= 30  # at least each time it had the time to
+
+
+# --- ended by the signal itself, as the parent sees it --------------------
+
+
+PYTHON = f'"{sys.executable}" -m ostream'
+
+
+def _signal_mid_answer(
+    script: str, url: str, send: Callable[[int, bytes], None]
+) -> tuple[subprocess.Popen[bytes], bytes, bytes]:
+    """Run `script` in bash as the leader of a new process group, as a terminal's
+    foreground job is (a Ctrl-C is SIGINT to the whole group); once an answer has
+    started, `send(bash's pid, its output so far)`. The shell, its stdout and stderr."""
+    shell = subprocess.Popen(
+        ["bash", "-c", script],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env_for(url),
+        start_new_session=True,
+    )
+    try:
+        assert shell.stdout is not None
+        shown = read_until(shell.stdout, lambda d: b"echo:" in d)  # the rest is 60 s away
+        send(shell.pid, shown)
+        out, err = shell.communicate(timeout=30)
+    finally:
+        if shell.poll() is None:
+            os.killpg(shell.pid, signal.SIGKILL)
+            shell.communicate()
+    return shell, out, err
+
+
+def test_ctrl_c_stops_a_shell_loop(fake_ollama: FakeOllama) -> None:
+    script = (
+        f'for i in 1 2 3; do {PYTHON} generate -m slow -o fake_delay=60 "hi $i" </dev/null; done;'
+        " echo the loop went on"
+    )
+
+    def ctrl_c(shell: int, shown: bytes) -> None:  # as a terminal sends it: to the group
+        os.killpg(shell, signal.SIGINT)
+
+    shell, out, err = _signal_mid_answer(script, fake_ollama.url, ctrl_c)
+    assert b"the loop went on" not in out
+    assert shell.returncode == -signal.SIGINT  # bash too ended by the signal
+    assert len(fake_ollama.requests) == 1
+    assert fake_ollama.requests[0].left.wait(LEAVE)
+    assert err == b""
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_the_shell_status_is_130_or_143(fake_ollama: FakeOllama, signum: int, status: int) -> None:
+    """A signal to ostream alone (the shell is not interrupted): `$?` says which."""
+    # sh tells its pid, then becomes ostream: the pid to signal, and a shell waiting on it.
+    script = (
+        f'sh -c \'echo "pid $$"; exec "$0" "$@"\' {PYTHON} generate -m slow'
+        ' -o fake_delay=60 hi </dev/null; echo " status $?"'
+    )
+
+    def to_ostream(shell: int, shown: bytes) -> None:
+        os.kill(int(shown.split()[1]), signum)
+
+    _, out, err = _signal_mid_answer(script, fake_ollama.url, to_ostream)
+    assert out.endswith(f" status {status}\n".encode())
+    assert fake_ollama.requests[0].left.wait(LEAVE)
+    # bash reports a child killed by SIGTERM (not by SIGINT), as for curl or sleep.
+    if signum == signal.SIGINT:
+        assert err == b""
+    else:
+        assert b"Terminated" in err and b"ostream:" not in err
+        assert_quiet_stderr(err)
+
+
+# Where a Ctrl-C can land before a request starts, each made certain by sending the
+# signal from inside the process at that moment (the wrapper patches, then runs the
+# entry point as the console script does). What happens before the entry point's first
+# statement belongs to the interpreter (bench/early_sigint.py measures that window).
+_AT = {
+    # importing ostream's command line (Typer, Click): SIGINT's default action
+    "import": (
+        "import builtins\n"
+        "real = builtins.__import__\n"
+        "def hook(name, *args, **kwargs):\n"
+        "    if name == 'ostream.cli':\n"
+        "        builtins.__import__ = real\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = hook\n"
+    ),
+    # Click parsing the command line: the default action too
+    "parsing": (
+        "from typer.core import TyperGroup\n"
+        "real = TyperGroup.parse_args\n"
+        "def hook(self, ctx, args):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real(self, ctx, args)\n"
+        "TyperGroup.parse_args = hook\n"
+    ),
+    # the command has started (ostream's handler): unwinds, then ends by the signal
+    "command": (
+        "import ostream.host\n"
+        "real = ostream.host.resolve\n"
+        "def hook(*args):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real(*args)\n"
+        "ostream.host.resolve = hook\n"
+    ),
+}
+
+
+def _ctrl_c_at(moment: str, url: str, **popen: Any) -> subprocess.CompletedProcess[bytes]:
+    """`ostream generate -m m hi` through the console script's entry point, with a
+    SIGINT sent from inside at `moment`."""
+    code = (
+        "import os, signal, sys\n"
+        + _AT[moment]
+        + "sys.argv = ['ostream', 'generate', '-m', 'm', 'hi']\n"
+        + "from ostream.__main__ import run\n"
+        + "run()\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env=env_for(url),
+        timeout=30,
+        **popen,
+    )
+
+
+@pytest.mark.parametrize("moment", list(_AT))
+def test_an_early_ctrl_c_ends_by_the_signal_without_a_traceback(
+    fake_ollama: FakeOllama, moment: str
+) -> None:
+    result = _ctrl_c_at(moment, fake_ollama.url)
+    assert result.returncode == -signal.SIGINT, result.stderr
+    assert (result.stdout, result.stderr) == (b"", b"")
+    assert fake_ollama.requests == []
+
+
+def test_an_ignored_sigint_stays_ignored_from_the_start(fake_ollama: FakeOllama) -> None:
+    """The entry point leaves an inherited SIG_IGN alone: Ctrl-C while parsing does nothing."""
+    result = _ctrl_c_at("parsing", fake_ollama.url, preexec_fn=ignore_sigint)
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"echo: hi\n", b"")

@@ -305,14 +305,14 @@ def test_a_lone_surrogate_in_text_becomes_a_replacement_character() -> None:
     w = make_writer()
     body = [b'{"response":"a\\ud83d","done":false}\n', b'{"response":"b","done":true}\n']
     Streamer("generate", w, jsonl=False, show_thinking=True, keep=False).run(body)
-    assert out(w) == "a\ufffdb".encode()
+    assert out(w) == "a\ufffdb\n".encode()  # the last text carries the final newline
 
 
 def test_a_lone_surrogate_in_thinking_becomes_a_replacement_character() -> None:
     w = make_writer()
     body = [b'{"response":"","thinking":"x\\udc00","done":false}\n{"response":"ok","done":true}']
     Streamer("generate", w, jsonl=False, show_thinking=True, keep=False).run(body)
-    assert out(w) == b"ok"
+    assert out(w) == b"ok\n"
     assert "x\ufffd".encode() in err(w)
 
 
@@ -340,7 +340,7 @@ def test_values_of_the_wrong_type_are_skipped_not_fatal(
     w = make_writer()
     body = [json.dumps(obj).encode() + b"\n" for obj in lines]
     reply = Streamer("generate", w, jsonl=False, show_thinking=True, keep=True).run(body)
-    assert out(w) == stdout
+    assert out(w) == stdout + b"\n"  # the last text carries the final newline
     assert reply.done is not None
 
 
