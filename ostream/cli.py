@@ -388,7 +388,7 @@ def chat(
                 out,
                 jsonl=jsonl,
                 show_thinking=not hide_thinking,
-                keep=True,
+                keep=history is not None or lastchat.kept(env.environ),
                 verbose=verbose,
             )
         if history is not None:
