@@ -5,18 +5,22 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ostream import __version__, fleet_cli
 from ostream.arguments import argument_text
 from ostream.click_adapter import OstreamGroup
+from ostream.complete import preset_words
 from ostream.environment import Environment
 from ostream.errors import FAILURES, ExitCode, UsageError
 from ostream.guard import Action, conclude, execute
 from ostream.output import Writer
 from ostream.params import (
+    DryRun,
+    Extract,
+    ExtractLast,
     Format,
     HideThinking,
     Host,
@@ -26,6 +30,9 @@ from ostream.params import (
     MessageWords,
     Model,
     ModelOptions,
+    OutputFile,
+    PresetName,
+    PresetVars,
     PromptWords,
     Resume,
     Retries,
@@ -34,6 +41,9 @@ from ostream.params import (
     TimeoutSeconds,
     Verbose,
 )
+
+if TYPE_CHECKING:
+    from ostream.presets import Preset
 
 
 def _exit_status_epilog() -> str:
@@ -116,10 +126,11 @@ def _common_body(
     fmt: str | None,
     think: str | None,
     keep_alive: str | None,
+    preset: Preset | None = None,
 ) -> dict[str, Any]:
     from ostream import options as parse
 
-    name = model or env.environ.get("OSTREAM_MODEL")
+    name = model or (preset and preset.settings.get("model")) or env.environ.get("OSTREAM_MODEL")
     if not name:
         raise UsageError("no model: pass -m NAME or set OSTREAM_MODEL")
     body: dict[str, Any] = {"model": argument_text(name, "the model name"), "stream": True}
@@ -135,6 +146,8 @@ def _common_body(
         body["think"] = parse.parse_think(think)
     if keep_alive is not None:
         body["keep_alive"] = parse.parse_keep_alive(keep_alive)
+    if preset is not None:
+        preset.apply_defaults(body, tools=False)
     return body
 
 
@@ -145,10 +158,46 @@ def _prompt(env: Environment, words: list[str] | None, *, use_stdin: bool = True
     return assemble(piped, [argument_text(word, "a word of the prompt") for word in words or []])
 
 
+def _load_preset(env: Environment, name: str | None, var: list[str] | None) -> Preset | None:
+    """The preset -p names (None without -p; presets.py is imported only then)."""
+    if name is None:
+        if var:
+            raise UsageError("--var gives a value to a preset's {{NAME}}: it needs -p PRESET")
+        return None
+    from ostream.presets import load_preset
+
+    return load_preset(argument_text(name, "-p"), env.environ)
+
+
+def _preset_turn(
+    env: Environment,
+    preset: Preset,
+    words: list[str] | None,
+    var: list[str] | None,
+    use_stdin: bool,
+) -> tuple[str | None, str | None]:
+    """(system prompt, prompt) as the preset makes them from stdin, the words and --var."""
+    from ostream.presets import parse_vars
+    from ostream.prompt import read_stdin
+
+    piped = read_stdin(env.piped_stdin) if use_stdin else None
+    spoken = [argument_text(word, "a word of the prompt") for word in words or []]
+    return preset.turn(piped, spoken, parse_vars([argument_text(v, "--var") for v in var or []]))
+
+
+def _dry_run(writer: Writer, target: Any, path: str, body: Any, method: str = "POST") -> None:
+    from ostream.client import Client
+    from ostream.dryrun import show_request
+
+    show_request(writer, method, Client(target.base_url).url(path), body)
+
+
 @app.command()
 def generate(
     ctx: typer.Context,
     prompt: PromptWords = None,
+    preset: PresetName = None,
+    var: PresetVars = None,
     model: Model = None,
     system: System = None,
     option: ModelOptions = None,
@@ -163,6 +212,10 @@ def generate(
     timeout: TimeoutSeconds = None,
     retries: Retries = "2",
     resume: Resume = False,
+    output: OutputFile = None,
+    extract: Extract = False,
+    extract_last: ExtractLast = False,
+    dry_run: DryRun = False,
 ) -> None:
     """Stream the answer to a prompt (POST /api/generate).
 
@@ -176,26 +229,46 @@ def generate(
 
         _check_resume(resume, jsonl)
         target = _target(env, host, timeout, retries)
-        body = _common_body(env, model, option, format, think, keep_alive)
+        found = _load_preset(env, preset, var)
+        body = _common_body(env, model, option, format, think, keep_alive, found)
         images = [str(p) for p in image or []]
-        text = _prompt(env, prompt, use_stdin="-" not in images)  # else stdin is an image
+        use_stdin = "-" not in images  # else stdin is an image
+        preset_system = None
+        if found is None:
+            text = _prompt(env, prompt, use_stdin=use_stdin)
+        else:
+            preset_system, text = _preset_turn(env, found, prompt, var, use_stdin)
         if text is None:
             raise UsageError("no prompt: give PROMPT words or pipe text on stdin")
         body["prompt"] = text
         if system is not None:
             body["system"] = argument_text(system, "-s")
+        elif preset_system is not None:
+            body["system"] = preset_system
         if images:
             body["images"] = read_images(images, env.piped_stdin)
-        stream_answer(
-            target,
-            "generate",
-            body,
+        from ostream.destination import answer_writer
+
+        with answer_writer(
             writer,
+            output=output,
+            extract=extract,
+            extract_last=extract_last,
             jsonl=jsonl,
-            show_thinking=not hide_thinking,
-            verbose=verbose,
-            resume=resume,
-        )
+            dry_run=dry_run,
+        ) as out:
+            if dry_run:
+                return _dry_run(out, target, "/api/generate", body)
+            stream_answer(
+                target,
+                "generate",
+                body,
+                out,
+                jsonl=jsonl,
+                show_thinking=not hide_thinking,
+                verbose=verbose,
+                resume=resume,
+            )
 
     _run(ctx, action)
 
@@ -204,6 +277,8 @@ def generate(
 def chat(
     ctx: typer.Context,
     message: MessageWords = None,
+    preset: PresetName = None,
+    var: PresetVars = None,
     model: Model = None,
     system: System = None,
     history_name: Annotated[
@@ -214,6 +289,14 @@ def chat(
             help="JSONL conversation: sent first; the new turn is appended once it completes.",
         ),
     ] = None,
+    continue_last: Annotated[
+        bool,
+        typer.Option(
+            "-c",
+            "--continue",
+            help="Continue the last chat run without --history (kept unless OSTREAM_NOHISTORY).",
+        ),
+    ] = False,
     messages: Annotated[
         str | None,
         typer.Option(
@@ -249,6 +332,10 @@ def chat(
             " MESSAGE, if given, is the first turn.",
         ),
     ] = False,
+    output: OutputFile = None,
+    extract: Extract = False,
+    extract_last: ExtractLast = False,
+    dry_run: DryRun = False,
 ) -> None:
     """Stream the reply to one chat turn (POST /api/chat).
 
@@ -257,6 +344,7 @@ def chat(
     """
 
     def action(env: Environment, writer: Writer) -> None:
+        from ostream import lastchat
         from ostream.conversation import load_conversation, user_turn
         from ostream.history import save_turn
         from ostream.options import load_tools, read_images
@@ -269,26 +357,39 @@ def chat(
         _check_resume(resume, jsonl)
         if history_name is not None and messages is not None:
             raise UsageError("--history and --messages cannot be used together")
-        history = _history_path(history_name)
+        if continue_last and (history_name is not None or messages is not None):
+            raise UsageError("-c continues the last chat: not with --history or --messages")
+        history = lastchat.to_continue(env.environ) if continue_last else None
+        history = history or _history_path(history_name)
         images = [str(p) for p in image or []]
         if "-" in images and messages == "-":
             raise UsageError("--image - and --messages - cannot both read stdin")
         target = _target(env, host, timeout, retries)
-        body = _common_body(env, model, option, format, think, keep_alive)
+        found = _load_preset(env, preset, var)
+        body = _common_body(env, model, option, format, think, keep_alive, found)
         conversation = load_conversation(messages, history, env.piped_stdin)
-        text = _prompt(env, message, use_stdin=messages != "-" and "-" not in images)
+        use_stdin = messages != "-" and "-" not in images
+        preset_system = None
+        if found is None:
+            text = _prompt(env, message, use_stdin=use_stdin)
+        else:
+            preset_system, text = _preset_turn(env, found, message, var, use_stdin)
         if interactive:
             from ostream.interactive import Settings, interact
 
+            if output is not None or extract or extract_last or dry_run:
+                raise UsageError("-i: --output, -x, --extract-last and --dry-run are for one turn")
             if tools is not None:
                 body["tools"] = load_tools(str(tools))
+            if found is not None:
+                found.apply_defaults(body, tools=True)
             interact(
                 env,
                 writer,
                 Settings(
                     target,
                     body,
-                    None if system is None else argument_text(system, "-s"),
+                    argument_text(system, "-s") if system is not None else preset_system,
                     show_thinking=not hide_thinking,
                     verbose=verbose,
                     resume=resume,
@@ -306,22 +407,40 @@ def chat(
         prefix = []
         if system is not None:
             prefix = [{"role": "system", "content": argument_text(system, "-s")}]
+        elif preset_system is not None:  # sent, never stored: as -s
+            prefix = [{"role": "system", "content": preset_system}]
         body["messages"] = prefix + conversation + turn
         if tools is not None:
             body["tools"] = load_tools(str(tools))
-        reply = stream_answer(
-            target,
-            "chat",
-            body,
+        if found is not None:
+            found.apply_defaults(body, tools=True)
+        from ostream.destination import answer_writer
+
+        with answer_writer(
             writer,
+            output=output,
+            extract=extract,
+            extract_last=extract_last,
             jsonl=jsonl,
-            show_thinking=not hide_thinking,
-            keep=history is not None,
-            verbose=verbose,
-            resume=resume,
-        )
+            dry_run=dry_run,
+        ) as out:
+            if dry_run:
+                return _dry_run(out, target, "/api/chat", body)
+            reply = stream_answer(
+                target,
+                "chat",
+                body,
+                out,
+                jsonl=jsonl,
+                show_thinking=not hide_thinking,
+                keep=history is not None or lastchat.kept(env.environ),
+                verbose=verbose,
+                resume=resume,
+            )
         if history is not None:
             save_turn(history, [*turn, reply.message()])
+        else:
+            lastchat.keep(env.environ, [*conversation, *turn, reply.message()])
 
     _run(ctx, action)
 
@@ -368,6 +487,7 @@ def raw(
     host: Host = None,
     timeout: TimeoutSeconds = None,
     retries: Retries = "2",
+    dry_run: DryRun = False,
 ) -> None:
     """Send JSON to any API path, copy the answer to stdout.
 
@@ -386,9 +506,54 @@ def raw(
         verb = (method or ("POST" if body is not None else "GET")).upper()
         if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", verb):
             raise UsageError(f"-X: {method!r} is not an HTTP method")
+        if dry_run:
+            from ostream.options import strict_json
+
+            shown = strict_json(body.decode("utf-8")) if body is not None else None
+            return _dry_run(writer, target, path, shown, verb)
         raw_request(target, verb, path, body, writer, method_chosen=method is not None)
 
     _run(ctx, action)
+
+
+@app.command()
+def presets(
+    ctx: typer.Context,
+    action: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[show NAME]",
+            show_default=False,
+            help="show NAME: print the preset file NAME (or PATH) as it is.",
+            autocompletion=preset_words,
+        ),
+    ] = None,
+    jsonl: Annotated[
+        bool,
+        typer.Option(
+            "--jsonl", help="One JSON line a preset: name, path, kind, description, vars."
+        ),
+    ] = False,
+) -> None:
+    """List the saved prompts that -p NAME finds, or show one.
+
+    Looked up in the folders of $OSTREAM_PRESETS (colon-separated), then in
+    $XDG_CONFIG_HOME/ostream/presets, as NAME.md or NAME/system.md.
+    """
+
+    def action_(env: Environment, writer: Writer) -> None:
+        from ostream.presets import listing, shown
+
+        words = action or []
+        if not words:
+            for line in listing(env.environ, jsonl=jsonl):
+                writer.line(line)
+        elif words[0] == "show" and len(words) == 2:
+            writer.body(shown(argument_text(words[1], "the preset name"), env.environ))
+        else:
+            raise UsageError("presets takes no argument, or show NAME")
+
+    _run(ctx, action_)
 
 
 fleet_cli.register(app, _run)

@@ -1,4 +1,5 @@
-"""What Tab offers: --think's words, and -m's model names from the server's /api/tags.
+"""What Tab offers: --think's words, -p's preset names, and -m's model names from the
+server's /api/tags.
 
 params.py imports this module on every run, so nothing here imports requests (or
 anything else heavy) at module level: the HTTP call is imported inside model_names.
@@ -21,6 +22,31 @@ def think_values(incomplete: str) -> list[str]:
     from ostream.options import THINK_LEVELS
 
     return [word for word in ("true", "false", *THINK_LEVELS) if word.startswith(incomplete)]
+
+
+def preset_names(incomplete: str) -> list[tuple[str, str]]:
+    """The presets (name, description) that start with what was typed."""
+    try:
+        from ostream.presets import available, load_preset
+
+        found = []
+        for name, _ in available(os.environ):
+            if name.startswith(incomplete):
+                try:
+                    description = load_preset(name, os.environ).description
+                except Exception:
+                    description = ""
+                found.append((name, description))
+        return found
+    except Exception:  # a Tab never prints an error into the user's command line
+        return []
+
+
+def preset_words(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    """`ostream presets show NAME`: the word show, then the preset names."""
+    if not ctx.params.get("action"):
+        return [("show", "print a preset")] if "show".startswith(incomplete) else []
+    return preset_names(incomplete)
 
 
 def model_names(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:

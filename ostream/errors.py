@@ -22,8 +22,9 @@ class ExitCode(enum.IntEnum):
         1,
         "server_error",
         "the server reported an error: HTTP status 400 or more (except a missing model),"
-        ' or an {"error": ...} line mid-stream; also: a redirect, stdout could not'
-        " be written (closed, a full disk, an I/O error), or a --history turn could not be saved",
+        ' or an {"error": ...} line mid-stream; also: a redirect, stdout or --output could'
+        " not be written (closed, a full disk, an I/O error), a --history turn could not"
+        " be saved, or -x found no code block in the answer",
     )
     USAGE = (
         2,

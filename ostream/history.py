@@ -136,6 +136,16 @@ def _store(
         os.close(fd)
 
 
+def replace_conversation(path: Path, messages: list[dict[str, Any]]) -> None:
+    """The file `path` made to hold just `messages`, replaced whole under the lock."""
+    real = Path(os.path.realpath(path))
+    fd, _ = _open_locked(real)
+    try:
+        _replace(real, b"".join(compact(scrub(message)) + b"\n" for message in messages))
+    finally:
+        os.close(fd)
+
+
 def _save_error(path: Path, exc: OSError) -> OstreamError:
     """One clean line, exit 1: no errno, no temporary file names."""
     reason = exc.strerror or str(exc)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ostream.complete import model_names, think_values
+from ostream.complete import model_names, preset_names, think_values
 
 
 def _words(name: str, what: str) -> Any:  # typer.Argument is typed as Any
@@ -120,4 +120,50 @@ Resume = Annotated[
         help="When the stream breaks after text was written, ask the model to go on "
         "from there (text mode; at most --retries times).",
     ),
+]
+PresetName = Annotated[
+    str | None,
+    typer.Option(
+        "-p",
+        "--preset",
+        metavar="NAME|PATH",
+        show_default=False,
+        help="A saved prompt: NAME in $OSTREAM_PRESETS or ~/.config/ostream/presets, "
+        "or a file (see: ostream presets).",
+        autocompletion=preset_names,
+    ),
+]
+PresetVars = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--var",
+        metavar="NAME=VALUE",
+        show_default=False,
+        help="A value for the preset's {{NAME}}, repeatable; NAME=@FILE reads a file.",
+    ),
+]
+DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run", help="Print the request (method, URL, body) as JSON and send nothing."
+    ),
+]
+OutputFile = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        metavar="FILE",
+        show_default=False,
+        help="Write the answer to FILE, replaced only once the answer completed.",
+    ),
+]
+Extract = Annotated[
+    bool,
+    typer.Option(
+        "-x", "--extract", help="Write only the contents of the answer's first code block."
+    ),
+]
+ExtractLast = Annotated[
+    bool,
+    typer.Option("--extract-last", help="Write only the contents of its last code block."),
 ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 _ROOT = str(Path(__file__).resolve().parent.parent)
@@ -12,6 +14,11 @@ if _ROOT not in sys.path:  # make `tests.proc` and friends importable under any 
 
 # The fake Ollama server and its `fake_ollama` fixture (a started FakeOllama).
 pytest_plugins = ["ostream.testing"]
+
+# chat keeps its last conversation in $XDG_STATE_HOME (chat -c) and -p looks in
+# $XDG_CONFIG_HOME: never the user's own folders, in this process or those it starts.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="ostream-tests-state-")
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="ostream-tests-config-")
 
 # A suite started in the background by a non-interactive shell (`cmd &`, some CI runners)
 # inherits SIGINT ignored, and exec() passes an ignored signal on to every ostream the tests

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -157,3 +158,20 @@ def test_model_offers_nothing_when_the_answer_dribbles(fake_ollama: FakeOllama) 
 def test_model_offers_nothing_for_an_odd_answer(fake_ollama: FakeOllama, reply: Reply) -> None:
     fake_ollama.script(reply, path="/api/tags")
     assert offered("ostream generate -m ", OLLAMA_HOST=fake_ollama.url) == []
+
+
+# --- -p's preset names, and `ostream presets show NAME` ---------------------------------
+
+
+def test_preset_offers_the_names_found(tmp_path: Path) -> None:
+    config = tmp_path / "config" / "ostream" / "presets"
+    config.mkdir(parents=True)
+    (config / "commit.md").write_text("---\ndescription: A commit message\n---\nX")
+    (config / "compose.md").write_text("Y")
+    (tmp_path / "fabric" / "summarize").mkdir(parents=True)
+    (tmp_path / "fabric" / "summarize" / "system.md").write_text("Z")
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "OSTREAM_PRESETS": str(tmp_path / "fabric")}
+    assert offered("ostream generate -p com", **env) == ["commit", "compose"]
+    assert offered("ostream chat --preset ", **env) == ["commit", "compose", "summarize"]
+    assert offered("ostream presets ", **env) == ["show"]
+    assert offered("ostream presets show s", **env) == ["summarize"]

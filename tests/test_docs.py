@@ -396,6 +396,8 @@ def _expected_output(code: str) -> str:
         return "llama3.1"
     if "/api/pull" in code or ("ostream pull" in code and "--jsonl" in code):
         return '"status":"success"'
+    if "--dry-run" in code:
+        return '"method":"POST"'
     if "ostream pull" in code or "ostream ps" in code:
         return ""  # a line on stderr; the fake has nothing loaded
     return ECHO_PREFIX.strip()  # also inside JSON lines: "response":"echo:"
@@ -418,7 +420,7 @@ def _run_block(code: str, directory: Path, url: str) -> Run:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("OLLAMA_", "OSTREAM_", "GIT_")) and k != "NO_COLOR"
+        if not k.startswith(("OLLAMA_", "OSTREAM_", "GIT_", "XDG_")) and k != "NO_COLOR"
     }
     env.update(
         OLLAMA_HOST=url,

@@ -57,3 +57,33 @@ def test_a_run_never_imports_pydantic(
 
 
 FLEET_MODULES = ("ostream.fleet", "ostream.tables", "ostream.pull", "concurrent.futures")
+
+
+_CONVENIENCES = ("ostream.presets", "ostream.extract", "ostream.outfile", "ostream.dryrun")
+
+
+def _loaded(url: str, args: list[str]) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", _RUN_AND_REPORT, *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env=env_for(url),
+        timeout=30,
+    )
+    assert result.stdout.strip(), result.stderr
+    return result.stderr.rpartition(b"\nloaded: ")[2].decode().split()
+
+
+def test_generate_without_the_conveniences_does_not_load_them(fake_ollama: FakeOllama) -> None:
+    """The start-up of a plain generate stays what it was: presets, -x, --output and
+    --dry-run are imported only when asked for."""
+    loaded = _loaded(fake_ollama.url, ["generate", "-m", "m", "hi"])
+    assert "ostream.cli" in loaded
+    assert not [name for name in loaded if name in _CONVENIENCES]
+
+
+def test_generate_with_a_preset_loads_it(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    preset = tmp_path / "p.md"
+    preset.write_text("Be brief.\n")
+    loaded = _loaded(fake_ollama.url, ["generate", "-m", "m", "-p", str(preset), "hi"])
+    assert "ostream.presets" in loaded
