@@ -11,6 +11,7 @@ import typer
 
 from ostream import __version__, fleet_cli
 from ostream.arguments import argument_text
+from ostream.batch import command as batch_command
 from ostream.click_adapter import OstreamGroup
 from ostream.environment import Environment
 from ostream.errors import FAILURES, ExitCode, UsageError
@@ -343,6 +344,7 @@ def raw(
 
 
 fleet_cli.register(app, _run)
+batch_command.register(app, _run)
 
 
 def main(args: Sequence[str] | None = None, *, env: Environment | None = None) -> int:
