@@ -42,7 +42,14 @@ ASIDE_FIRST = 1.0
 ASIDE_MAX = 30.0
 MAX_BACKOFF = 8.0
 ANSWER_LIMIT = 256 << 20  # an embedding answer of many inputs is still far below
-LEAVE = 5.0  # how long an interrupted run waits for its slots to let go
+LEAVE = 5.0
+# Failures worth another attempt: a refused or broken connection, a stream that broke
+# or stalled (an HTTP 429/503/5xx is judged by its status).
+RETRY_CODES = (
+    ExitCode.CONNECT,
+    ExitCode.PROTOCOL,
+    ExitCode.TIMEOUT,
+)  # how long an interrupted run waits for its slots to let go
 
 
 def model_key(name: str) -> str:
@@ -286,7 +293,7 @@ class Scheduler:
         except Exception as exc:
             failure = classify(exc)
             refused = failure.code == ExitCode.CONNECT
-            return Outcome(failure=failure, retry=refused, refused=refused)
+            return Outcome(failure=failure, retry=failure.code in RETRY_CODES, refused=refused)
         with self.lock:
             self._open.add(response)
             if self.stopping:
@@ -318,8 +325,7 @@ class Scheduler:
             return Outcome(body=body)
         except Exception as exc:
             failure = classify(exc)
-            retry = failure.code in (ExitCode.PROTOCOL, ExitCode.TIMEOUT, ExitCode.CONNECT)
-            return Outcome(failure=failure, retry=retry)
+            return Outcome(failure=failure, retry=failure.code in RETRY_CODES)
         finally:
             with self.lock:
                 self._open.discard(response)
