@@ -42,7 +42,7 @@ ASIDE_FIRST = 1.0
 ASIDE_MAX = 30.0
 MAX_BACKOFF = 8.0
 ANSWER_LIMIT = 256 << 20  # an embedding answer of many inputs is still far below
-LEAVE = 5.0
+LEAVE = 5.0  # how long an interrupted run waits for its slots to let go
 # Failures worth another attempt: a refused or broken connection, a stream that broke
 # or stalled (an HTTP 429/503/5xx is judged by its status).
 RETRY_CODES = (
