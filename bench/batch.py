@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 from ostream.testing.replies import tokenize  # noqa: E402
 
 PROMPT_RATE = 20000.0
-TOKEN_RATE = 1500.0  # per slot: 400 jobs of 20-200 tokens on 4 slots take about 8 s
+TOKEN_RATE = 400.0  # per slot: 400 jobs of 20-200 tokens on 4 slots take about 27 s
 
 PEER_OLLAMA = r"""
 import asyncio, json, sys

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import random
 import signal
 import subprocess
@@ -18,6 +20,7 @@ from tests.proc import (
     LEAVE,
     assert_quiet_stderr,
     dead_pipe,
+    drain_pty,
     env_for,
     run,
     spawn,
@@ -149,3 +152,28 @@ def test_ostream_batch_reads_stdin(fake_fleet: Any) -> None:
     assert result.returncode == 0
     out = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["custom_id"] for r in out] == ["line-1", "line-2"]
+
+
+def test_a_terminal_stderr_shows_live_progress_per_host(fake_fleet: Any, tmp_path: Path) -> None:
+    fleet: Fleet = fake_fleet(2, Sim(token_rate=200, reply_tokens=(40, 40)))
+    jobs = tmp_path / "jobs.jsonl"
+    write_jobs(jobs, 8)
+    master, slave = pty.openpty()
+    proc = spawn(
+        ["batch", "-m", "llama3.1", "--output", str(tmp_path / "out.jsonl"), str(jobs)],
+        "",
+        env={**env_hosts(fleet), "COLUMNS": "100"},
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+    )
+    os.close(slave)
+    try:
+        screen = drain_pty(master)
+    finally:
+        proc.wait(timeout=60)
+    text = screen.decode("utf-8", "replace")
+    assert proc.returncode == 0
+    assert "1 in flight" in text and "done" in text and "tokens/s" in text
+    assert all(url.removeprefix("http://") in text for url in fleet.urls)
+    assert screen.count(b"\x1b[?25l") == screen.count(b"\x1b[?25h") == 1  # cursor given back
+    assert "batch: 8 succeeded, 0 failed, 0 skipped" in text.splitlines()[-1]

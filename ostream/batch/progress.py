@@ -5,7 +5,6 @@ rich is imported here only: no other command pays for it.
 
 from __future__ import annotations
 
-import io
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -64,19 +63,12 @@ class Live:
     """A rich live display: the counts, then a line per host (in flight, done)."""
 
     def __init__(self, counts: Counts, stderr: Any, *, color: bool) -> None:
-        from rich.console import Console
         from rich.live import Live as RichLive
 
+        from ostream.pull import stderr_console
+
         self._counts = counts
-        self._text = io.TextIOWrapper(
-            stderr, encoding="utf-8", errors="replace", write_through=True
-        )
-        console = Console(
-            file=self._text,
-            force_terminal=True,
-            color_system="standard" if color else None,
-            highlight=False,
-        )
+        console, self._text = stderr_console(stderr, color=color)
         self._live = RichLive(
             get_renderable=self._render, console=console, refresh_per_second=4, transient=True
         )
