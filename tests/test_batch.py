@@ -345,3 +345,10 @@ def test_a_shard_runs_only_its_jobs(fake_ollama: FakeOllama) -> None:
         seen += [r["custom_id"] for r in results(result)]
     assert sorted(seen) == sorted(f"j{i}" for i in range(30))
     assert batch([fake_ollama.url], "--shard", "3/3", input=prompts(1)).exit_code == 2
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full")
+def test_a_full_disk_ends_the_batch_with_exit_1(fake_ollama: FakeOllama) -> None:
+    result = batch([fake_ollama.url], "-m", "llama3.1", "--output", "/dev/full", input=prompts(3))
+    assert result.exit_code == 1
+    assert "ostream: error: /dev/full" in result.stderr or "No space" in result.stderr

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ostream.environment import Environment
-from ostream.errors import ExitCode, OstreamError, Stop, UsageError
+from ostream.errors import ExitCode, OstreamError, OutputError, Stop, UsageError
 from ostream.fleet_cli import Hosts
 from ostream.guard import Action
 from ostream.output import Writer
@@ -245,11 +245,19 @@ class _Output:
 
     def emit(self, ticket: int, line: bytes) -> None:
         for ready in self.reorder.finish(ticket, line):
-            self.sink.write(ready)
+            self._write(ready)
 
     def drain(self) -> None:
         for line in self.reorder.drain():
+            self._write(line)
+
+    def _write(self, line: bytes) -> None:
+        try:
             self.sink.write(line)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:  # a full disk, an I/O error: exit 1, said once
+            raise OutputError.of(exc) from None
 
 
 def _dispatch(
