@@ -351,4 +351,4 @@ def test_a_shard_runs_only_its_jobs(fake_ollama: FakeOllama) -> None:
 def test_a_full_disk_ends_the_batch_with_exit_1(fake_ollama: FakeOllama) -> None:
     result = batch([fake_ollama.url], "-m", "llama3.1", "--output", "/dev/full", input=prompts(3))
     assert result.exit_code == 1
-    assert "ostream: error: /dev/full" in result.stderr or "No space" in result.stderr
+    assert result.stderr == "ostream: error: /dev/full: No space left on device\n"

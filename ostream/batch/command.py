@@ -213,7 +213,7 @@ def run_batch(
             states = _reach(env, hosts, connection, settings.quiet)
             for state in states:
                 state.slots = slots[state.host.url]
-            out = _Output(Reorder(ordered=not settings.unordered), sink)
+            out = _Output(Reorder(ordered=not settings.unordered), sink, settings.output)
 
             def client(host: Host) -> Client:
                 return Client(
@@ -239,9 +239,10 @@ def run_batch(
 class _Output:
     """The reorder window in front of the sink."""
 
-    def __init__(self, reorder: Reorder[bytes], sink: Any) -> None:
+    def __init__(self, reorder: Reorder[bytes], sink: Any, path: str | None) -> None:
         self.reorder = reorder
         self.sink = sink
+        self.path = path  # --output, else None: stdout
 
     def emit(self, ticket: int, line: bytes) -> None:
         for ready in self.reorder.finish(ticket, line):
@@ -257,6 +258,8 @@ class _Output:
         except BrokenPipeError:
             raise
         except OSError as exc:  # a full disk, an I/O error: exit 1, said once
+            if self.path is not None and not exc.filename:
+                exc.filename = self.path
             raise OutputError.of(exc) from None
 
 
