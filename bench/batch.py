@@ -428,7 +428,8 @@ def main() -> None:
                 few_ideal = ideal(s, few) if not s.plain else 0.0
                 for tool in ("xargs", "parallel"):
                     r = run_per_prompt(tool, s, few, work)
-                    label = f"{tool} -{'P' if tool == 'xargs' else 'j'} ostream generate (first {len(few)} jobs)"
+                    flag = "-P" if tool == "xargs" else "-j"
+                    label = f"{tool} {flag} ostream generate (first {len(few)} jobs)"
                     if r is None or s.plain:
                         print(row(label, r, (r.wall if r else 1.0)), flush=True)
                     else:
