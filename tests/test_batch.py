@@ -352,3 +352,19 @@ def test_a_full_disk_ends_the_batch_with_exit_1(fake_ollama: FakeOllama) -> None
     result = batch([fake_ollama.url], "-m", "llama3.1", "--output", "/dev/full", input=prompts(3))
     assert result.exit_code == 1
     assert result.stderr == "ostream: error: /dev/full: No space left on device\n"
+
+
+def test_jobs_whose_only_host_fails_end_failed_and_the_rest_go_on(fake_fleet: Any) -> None:
+    fleet: Fleet = fake_fleet(
+        [
+            Sim(token_rate=20000, reply_tokens=(5, 5), models=("a", "b")),
+            Sim(token_rate=20000, reply_tokens=(5, 5), models=("b",)),
+        ]
+    )
+    fleet[0].die(after_requests=2)  # /api/tags and /api/ps, then nothing
+    result = batch(fleet.urls, input=prompts(4, "a") + prompts(4, "b", prefix="k"))
+    assert result.exit_code == 1
+    out = {r["custom_id"]: r for r in results(result)}
+    assert len(out) == 8
+    assert all(out[f"k{i}"]["error"] is None for i in range(4))
+    assert all(out[f"j{i}"]["error"]["code"] == "connection_failed" for i in range(4))
