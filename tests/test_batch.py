@@ -368,3 +368,11 @@ def test_jobs_whose_only_host_fails_end_failed_and_the_rest_go_on(fake_fleet: An
     assert len(out) == 8
     assert all(out[f"k{i}"]["error"] is None for i in range(4))
     assert all(out[f"j{i}"]["error"]["code"] == "connection_failed" for i in range(4))
+
+
+def test_hosts_loaded_with_a_model_the_run_does_not_need_all_take_part(fake_fleet: Any) -> None:
+    sim = Sim(token_rate=2000, reply_tokens=(20, 20), models=("a", "b"), loaded=("a",))
+    fleet: Fleet = fake_fleet([sim, sim, sim])
+    result = batch(fleet.urls, input=prompts(30, "b"))
+    assert result.exit_code == 0, result.stderr
+    assert {r["host"] for r in results(result)} == set(fleet.urls)

@@ -7,11 +7,13 @@ Every host has `slots` threads. A free slot takes the next job it may run
    the model it ran last);
 2. on a host with nothing loaded, the model with the most jobs waiting per slot
    already on it (loading into an empty server is not a swap);
-3. a job for a model that no working host is on (the one case where a loaded
-   host changes model).
+3. when no job waits for the models it is on: a job for a model that no working
+   host is on, else for one with more than SWITCH_BACKLOG jobs waiting per slot on
+   it (a host only loaded with models this run has not asked for counts as empty).
 
-So a host changes model only where the input asks for it; the lookahead is the
-reorder window. A job is sent only to a host that has its model (/api/tags); a
+So a host changes model only where the input asks for it (a tail of a few jobs
+for another model is left to the hosts on it); the lookahead is the reorder
+window. A job is sent only to a host that has its model (/api/tags); a
 model that no host has fails its jobs at once (`model_not_found`).
 
 Failure: a refused or broken connection, a 429/503/5xx, a stream that broke or
@@ -41,6 +43,7 @@ ASIDE_AFTER = 3  # failures in a row that set a host aside
 ASIDE_FIRST = 1.0
 ASIDE_MAX = 30.0
 MAX_BACKOFF = 8.0
+SWITCH_BACKLOG = 32  # jobs waiting per slot on a model that make a host worth swapping to it
 ANSWER_LIMIT = 256 << 20  # an embedding answer of many inputs is still far below
 LEAVE = 5.0  # how long an interrupted run waits for its slots to let go
 # Failures worth another attempt: a refused or broken connection, a stream that broke
@@ -65,6 +68,7 @@ class HostState:
     slots: int
     models: frozenset[str]  # model_key names from /api/tags
     loaded: set[str] = field(default_factory=set)  # the models it is on
+    ran: bool = False  # whether it took a job in this run
     in_flight: int = 0
     done: int = 0
     failed: int = 0  # attempts that failed here
@@ -252,17 +256,20 @@ class Scheduler:
         if not waiting:
             return None
         mine = [m for m in waiting if m in state.loaded]
-        if not mine:
-            if not state.loaded:
-                mine = [max(waiting, key=lambda m: (self._per_slot(m, now), -waiting[m][0].ticket))]
-            else:
-                mine = [m for m in waiting if not self._on(m, now)]
+        if not mine and (not state.loaded or not state.ran):
+            # Nothing loaded, or only models this run has not asked for: no swap to avoid.
+            mine = [max(waiting, key=lambda m: (self._per_slot(m, now), -waiting[m][0].ticket))]
+        elif not mine:
+            mine = [m for m in waiting if not self._on(m, now)] or [
+                m for m in waiting if self._per_slot(m, now) >= SWITCH_BACKLOG
+            ]
         for model in sorted(mine, key=lambda m: waiting[m][0].ticket):
             queue = waiting[model]
             for index, task in enumerate(queue[:8]):
                 if task.avoid == state.host.url and self._elsewhere(task, state, now):
                     continue
                 del queue[index]
+                state.ran = True
                 if model not in state.loaded:
                     state.loaded.clear()
                     state.loaded.add(model)
@@ -274,6 +281,7 @@ class Scheduler:
         return any(model in s.loaded and s.usable(now) for s in self.hosts)
 
     def _per_slot(self, model: str, now: float) -> float:
+        """The jobs waiting for `model` per slot on it, counting the asking host's one."""
         slots = sum(s.slots for s in self.hosts if model in s.loaded and s.usable(now))
         return len(self._pending[model]) / (1 + slots)
 
