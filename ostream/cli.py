@@ -11,6 +11,7 @@ import typer
 
 from ostream import __version__, fleet_cli
 from ostream.arguments import argument_text
+from ostream.batch import command as batch_command
 from ostream.click_adapter import OstreamGroup
 from ostream.complete import preset_words
 from ostream.environment import Environment
@@ -557,6 +558,7 @@ def presets(
 
 
 fleet_cli.register(app, _run)
+batch_command.register(app, _run)
 
 
 def main(args: Sequence[str] | None = None, *, env: Environment | None = None) -> int:

@@ -156,6 +156,21 @@ def _report(host: Host, block: bytes, events: queue.Queue[Status | Pulled], last
     return last
 
 
+def stderr_console(stderr: Any, *, color: bool) -> tuple[Any, io.TextIOWrapper]:
+    """A rich Console on the binary `stderr` (a terminal), and the text layer under it:
+    `detach()` that afterwards, so stderr stays open."""
+    from rich.console import Console
+
+    text = io.TextIOWrapper(stderr, encoding="utf-8", errors="replace", write_through=True)
+    console = Console(
+        file=text,
+        force_terminal=True,
+        color_system="standard" if color else None,
+        highlight=False,
+    )
+    return console, text
+
+
 class Bars:
     """A rich progress bar per host on a terminal: bytes, rate, time left, the layer.
 
@@ -163,7 +178,6 @@ class Bars:
     """
 
     def __init__(self, hosts: Sequence[Host], stderr: Any, *, color: bool) -> None:
-        from rich.console import Console
         from rich.progress import (
             BarColumn,
             DownloadColumn,
@@ -178,15 +192,7 @@ class Bars:
             def render(self, task: Any) -> Text:
                 return Text("") if task.fields.get("blank") else super().render(task)
 
-        self._text = io.TextIOWrapper(
-            stderr, encoding="utf-8", errors="replace", write_through=True
-        )
-        console = Console(
-            file=self._text,
-            force_terminal=True,
-            color_system="standard" if color else None,
-            highlight=False,
-        )
+        console, self._text = stderr_console(stderr, color=color)
         self.progress = Progress(
             TextColumn("{task.fields[host]}"),
             BarColumn(bar_width=20),

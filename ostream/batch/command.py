@@ -1,0 +1,397 @@
+"""`ostream batch`: the command line around the scheduler (CONTRACT.md, "batch").
+
+Registered on the app by cli.py, as fleet_cli registers models/ps/pull. This
+module imports only typer at load time; the work is done in `run_batch`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ostream.environment import Environment
+from ostream.errors import ExitCode, OstreamError, OutputError, Stop, UsageError
+from ostream.fleet_cli import Hosts
+from ostream.guard import Action
+from ostream.output import Writer
+from ostream.params import Format, KeepAlive, Model, ModelOptions, System, Think, TimeoutSeconds
+
+if TYPE_CHECKING:
+    from ostream.batch.jobs import Defaults, JobReader
+    from ostream.batch.order import Reorder
+    from ostream.batch.progress import Counts
+    from ostream.batch.scheduler import Scheduler
+    from ostream.fleet import Connection, Host
+
+Run = Callable[[typer.Context, Action], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything `ostream batch` was asked, parsed."""
+
+    input: str | None
+    text: bool
+    output: str | None
+    unordered: bool
+    shard: str | None
+    parallel: Sequence[str]
+    retries: int
+    quiet: bool
+
+
+class NoHost(OstreamError):
+    """No host could be reached: nothing was run."""
+
+    def __init__(self, message: str, code: ExitCode) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _defaults(
+    env: Environment,
+    model: str | None,
+    system: str | None,
+    options: list[str] | None,
+    fmt: str | None,
+    think: str | None,
+    keep_alive: str | None,
+) -> Defaults:
+    from ostream import options as parse
+    from ostream.arguments import argument_text
+    from ostream.batch.jobs import Defaults
+
+    name = model or env.environ.get("OSTREAM_MODEL") or None
+    return Defaults(
+        model=argument_text(name, "the model name") if name else None,
+        system=argument_text(system, "-s") if system is not None else None,
+        options=parse.parse_options(
+            [argument_text(o, f"-o {o.partition('=')[0]}") for o in options or []]
+        ),
+        format=None
+        if fmt is None
+        else parse.parse_format(fmt if fmt.startswith("@") else argument_text(fmt, "--format")),
+        think=parse.parse_think(think) if think is not None else None,
+        keep_alive=parse.parse_keep_alive(keep_alive) if keep_alive is not None else None,
+    )
+
+
+def parse_parallel(values: Sequence[str], hosts: Sequence[Host]) -> dict[str, int]:
+    """--parallel N (every host) and --parallel URL=N (that host): slots per host URL."""
+    from ostream.fleet import parse_hosts
+    from ostream.host import HostError
+
+    slots = dict.fromkeys((h.url for h in hosts), 1)
+    general: int | None = None
+    per_host: dict[str, int] = {}
+    for value in values:
+        url, _, number = value.rpartition("=")
+        if not number.isdigit() or int(number) < 1:
+            raise UsageError(f"--parallel: {value!r} is not N or URL=N with N at least 1")
+        if not url:
+            general = int(number)
+            continue
+        try:
+            key = parse_hosts([url], {})[0].url
+        except HostError as exc:
+            raise UsageError(f"--parallel: {exc}") from None
+        if key not in slots:
+            raise UsageError(f"--parallel: {url} is not one of the hosts")
+        per_host[key] = int(number)
+    for url in slots:
+        slots[url] = per_host.get(url, general or 1)
+    return slots
+
+
+class _StreamSink:
+    """Result lines to a stream without a descriptor (a test's buffer)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, line: bytes) -> None:
+        self._stream.write(line)
+        self._stream.flush()
+
+    def close(self) -> None:
+        pass
+
+
+def _open_input(env: Environment, path: str | None) -> Any:
+    if path is None or path == "-":
+        stdin = env.stdin
+        if stdin is None:
+            raise UsageError("INPUT: stdin is closed")
+        return getattr(stdin, "buffer", stdin)
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _same_file(a: Any, b: int) -> bool:
+    try:
+        one, two = os.fstat(a.fileno()), os.fstat(b)
+    except (AttributeError, ValueError, OSError):
+        return False
+    return (one.st_dev, one.st_ino) == (two.st_dev, two.st_ino)
+
+
+def _reach(env: Environment, hosts: list[Host], connection: Connection, quiet: bool) -> list[Any]:
+    """Read /api/tags and /api/ps from every host; the hosts that answered, as HostStates."""
+    from ostream import fleet
+    from ostream.batch.scheduler import HostState, model_key
+    from ostream.output import write_error
+
+    tags = fleet.models(hosts, connection)
+    loaded = fleet.loaded(hosts, connection)
+    states = []
+    for answer, running in zip(tags, loaded, strict=True):
+        if answer.failure is not None:
+            if len(hosts) > 1 and not quiet:
+                message = answer.failure.message or answer.failure.kind
+                if answer.host.url not in message:
+                    message = f"{answer.host.label}: {message}"
+                write_error(env, f"{message}; left out of this run")
+            continue
+        models = frozenset(model_key(m.name) for m in answer.items)
+        on = {model_key(m.name) for m in running.items} & models
+        states.append(HostState(answer.host, 1, models, on))
+    if not states:
+        failure = tags[0].failure
+        assert failure is not None
+        if len(hosts) == 1:
+            raise NoHost(failure.message or failure.kind, failure.code)
+        raise NoHost(f"none of the {len(hosts)} hosts could be reached", ExitCode.CONNECT)
+    return states
+
+
+def run_batch(
+    env: Environment,
+    settings: Settings,
+    defaults: Defaults,
+    hosts: list[Host],
+    connection: Connection,
+) -> None:
+    """The whole run: open --output, read the hosts, dispatch, write, summarise."""
+    import contextlib
+
+    from ostream.batch.jobs import JobReader
+    from ostream.batch.order import Reorder
+    from ostream.batch.progress import Counts, Live
+    from ostream.batch.scheduler import Scheduler
+    from ostream.batch.shard import parse_shard
+    from ostream.batch.writer import ResultWriter, open_output
+    from ostream.client import Client
+    from ostream.output import write_stderr
+
+    shard = parse_shard(settings.shard) if settings.shard is not None else None
+    slots = parse_parallel(settings.parallel, hosts)
+    sink: Any
+    done = None
+    if settings.output is not None:
+        sink, resume = open_output(settings.output)
+        done = resume.done
+    elif env.stdout is None:
+        raise UsageError("stdout is closed: give --output FILE")
+    else:
+        try:
+            sink = ResultWriter(env.stdout.fileno())
+        except (AttributeError, ValueError, OSError):
+            sink = _StreamSink(env.stdout)
+    try:
+        source = _open_input(env, settings.input)
+        with contextlib.ExitStack() as stack:
+            if source is not getattr(env.stdin, "buffer", env.stdin):
+                stack.callback(source.close)
+            if settings.output is not None and _same_file(source, sink.fd):
+                raise UsageError(f"--output {settings.output} is INPUT itself")
+            states = _reach(env, hosts, connection, settings.quiet)
+            for state in states:
+                state.slots = slots[state.host.url]
+            out = _Output(Reorder(ordered=not settings.unordered), sink, settings.output)
+
+            def client(host: Host) -> Client:
+                return Client(
+                    host.url, api_key=connection.api_key, timeout=connection.timeout, retries=0
+                )
+
+            scheduler = Scheduler(states, client, out.emit, retries=settings.retries)
+            reader = JobReader(
+                source, text=settings.text, defaults=defaults, done=done, shard=shard
+            )
+            counts = Counts(reader, scheduler)
+            live = Live(counts, env.stderr, color=env.color) if env.stderr_tty else None
+            with live if live is not None else contextlib.nullcontext():
+                _dispatch(scheduler, reader, out, counts, hosts)
+        if not settings.quiet:
+            write_stderr(env, f"ostream: {counts.summary()}\n")
+        if counts.failed:
+            raise Stop(ExitCode.SERVER_ERROR)
+    finally:
+        sink.close()
+
+
+class _Output:
+    """The reorder window in front of the sink."""
+
+    def __init__(self, reorder: Reorder[bytes], sink: Any, path: str | None) -> None:
+        self.reorder = reorder
+        self.sink = sink
+        self.path = path  # --output, else None: stdout
+
+    def emit(self, ticket: int, line: bytes) -> None:
+        for ready in self.reorder.finish(ticket, line):
+            self._write(ready)
+
+    def drain(self) -> None:
+        for line in self.reorder.drain():
+            self._write(line)
+
+    def _write(self, line: bytes) -> None:
+        try:
+            self.sink.write(line)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:  # a full disk, an I/O error: exit 1, said once
+            if self.path is not None and not exc.filename:
+                exc.filename = self.path
+            raise OutputError.of(exc) from None
+
+
+def _dispatch(
+    scheduler: Scheduler, reader: JobReader, out: _Output, counts: Counts, hosts: list[Host]
+) -> None:
+    """Feed the jobs to the scheduler as the window allows; wait for the last one. On
+    any exit (a signal, a write error): close what is in flight, write what finished."""
+    from ostream.batch.results import INVALID_REQUEST, failure_line
+    from ostream.batch.scheduler import not_found_line
+
+    lock = scheduler.lock
+    scheduler.start()
+    try:
+        for job in reader:
+            with lock:
+                while not out.reorder.can_admit():
+                    scheduler.wait(0.25)
+                ticket = out.reorder.admit()
+                if job.error is not None:
+                    counts.invalid += 1
+                    out.emit(ticket, failure_line(job.custom_id, INVALID_REQUEST, job.error))
+                elif not scheduler.known(job.model or ""):
+                    counts.invalid += 1
+                    out.emit(ticket, not_found_line(job, hosts))
+                else:
+                    scheduler.add(job, ticket)
+        counts.exhausted = True
+        with lock:
+            scheduler.closed = True
+            lock.notify_all()
+            while scheduler.outstanding:
+                scheduler.wait(0.25)
+    except BaseException:
+        scheduler.stop()
+        scheduler.join()
+        with lock:
+            out.drain()
+        raise
+    finally:
+        scheduler.stop()
+
+
+def register(app: typer.Typer, run: Run) -> None:
+    """Add `batch` to `app`; `run` runs an action as cli.py does."""
+
+    @app.command()
+    def batch(
+        ctx: typer.Context,
+        input: Annotated[
+            str | None,
+            typer.Argument(
+                metavar="[INPUT]",
+                show_default=False,
+                help="The jobs, one JSON object a line (default: stdin; - is stdin).",
+            ),
+        ] = None,
+        text: Annotated[
+            bool, typer.Option("--text", help="Every line of INPUT is a prompt for /api/generate.")
+        ] = False,
+        model: Model = None,
+        system: System = None,
+        option: ModelOptions = None,
+        format: Format = None,
+        think: Think = None,
+        keep_alive: KeepAlive = None,
+        output: Annotated[
+            str | None,
+            typer.Option(
+                "--output",
+                metavar="FILE",
+                show_default=False,
+                help="Append the result lines to FILE; jobs it holds a success for are skipped "
+                "(resume).",
+            ),
+        ] = None,
+        unordered: Annotated[
+            bool,
+            typer.Option(
+                "--unordered", help="Write each result as it finishes, not in input order."
+            ),
+        ] = False,
+        shard: Annotated[
+            str | None,
+            typer.Option(
+                "--shard",
+                metavar="I/N",
+                show_default=False,
+                help="Run only the jobs whose custom_id hashes to I of N (0 <= I < N).",
+            ),
+        ] = None,
+        host: Hosts = None,
+        parallel: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--parallel",
+                metavar="N|URL=N",
+                show_default=False,
+                help="Requests at once per host (default 1); URL=N for one host; repeatable.",
+            ),
+        ] = None,
+        timeout: TimeoutSeconds = None,
+        retries: Annotated[
+            str,
+            typer.Option(
+                "--retries",
+                metavar="N",
+                help="Send a job at most N more times after a refused or broken connection, "
+                "a 429/503/5xx or a stalled stream, on another host when there is one.",
+            ),
+        ] = "2",
+        quiet: Annotated[
+            bool, typer.Option("-q", "--quiet", help="No summary line at the end.")
+        ] = False,
+    ) -> None:
+        """Run many requests, one JSON line each, across one or more servers.
+
+        INPUT holds OpenAI Batch request lines ({"custom_id", "method", "url",
+        "body"}) or bare request bodies (with "prompt": /api/generate; with
+        "messages": /api/chat). One result line per job, in OpenAI's batch output
+        shape, on stdout or appended to --output FILE. Exit 0 when every job
+        succeeded, 1 when one failed (its line says why).
+        """
+
+        def action(env: Environment, writer: Writer) -> None:
+            from ostream.fleet_cli import _fleet
+
+            hosts, connection = _fleet(env, host, timeout, retries)
+            settings = Settings(
+                input, text, output, unordered, shard, parallel or [], connection.retries, quiet
+            )
+            defaults = _defaults(env, model, system, option, format, think, keep_alive)
+            run_batch(env, settings, defaults, hosts, connection)
+
+        run(ctx, action)
