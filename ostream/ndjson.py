@@ -113,16 +113,11 @@ def compact_object(block: bytes) -> dict[str, Any] | None:
     if "\n" in text or "\t" in text or "\r" in text:
         return None
     at = text.find(" ")  # one-character searches: far cheaper than a search for pairs
-    seen = 0
-    while at >= 0:
+    if at >= 0:  # Ollama's lines hold one space or none: the first is checked here
         if text[at - 1 : at] in _TOUCHING or text[at + 1 : at + 2] in _TOUCHING:
             return None
-        seen += 1
-        if seen == 3:  # many spaces (a run of indentation): one scan in C instead
-            if spaced(block):
-                return None
-            break
-        at = text.find(" ", at + 1)
+        if text.find(" ", at + 1) >= 0 and spaced(block):  # more: one scan in C
+            return None
     try:
         obj, end = _scan(text, 0)
     except (StopIteration, ValueError, TypeError):
