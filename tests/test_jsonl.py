@@ -159,7 +159,7 @@ def test_a_compact_line_is_one_object_without_a_second_parse(line: bytes) -> Non
         b'{"a":[ 1]}',
         b'{"a":[1 ]}',
         b'{"a":1 }',
-        b'{"s":"a b c d","a":1, "b":2}',  # past three spaces: the scan in C
+        b'{"s":"a b c d","a":1, "b":2}',  # a second space: the scan in C
         b' {"a":1}',
         b'{"a":1} ',
         b'{"a":\t1}',
