@@ -100,6 +100,13 @@ class Writer:
             data += b"\n"
         self._write_out(data)
 
+    def lines(self, block: bytes) -> None:
+        """Whole lines without the last one's b"\\n", which is added: --jsonl's pass-through."""
+        if self._out_safe or not self._out_at_line_start:
+            self.line(block)
+        else:
+            self._write_out(block + b"\n")
+
     def body(self, data: bytes) -> None:
         """A server's bytes (raw's response) to stdout: unchanged, except on a terminal,
         where their control characters are shown visibly (see terminal.visible_bytes)."""

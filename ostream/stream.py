@@ -7,7 +7,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ostream.errors import ProtocolError, ServerError
-from ostream.ndjson import LineFramer, compact, compact_line, error_text, parse_block, spaced
+from ostream.ndjson import (
+    LineFramer,
+    compact,
+    compact_line,
+    compact_object,
+    error_text,
+    parse_block,
+    spaced,
+)
 from ostream.output import Writer
 
 Kind = Literal["generate", "chat"]
@@ -67,7 +75,8 @@ class Streamer:
         stream that ends without `done: true`.
         """
         framer = LineFramer()
-        feed, handle = framer.feed, self._block  # looked up once: this loop runs per chunk
+        # Looked up once: this loop runs per chunk.
+        feed, handle = framer.feed, self._line_block if self.jsonl else self._block
         for data in chunks:
             block = feed(data)
             if block is not None and handle(block):
@@ -76,6 +85,22 @@ class Streamer:
         if tail and self._block(tail):
             return self.reply
         raise ProtocolError(ENDED_EARLY)
+
+    def _line_block(self, block: bytes) -> bool:
+        """--jsonl's `_block`, with a shortcut for Ollama's case: one compact line a read,
+        validated as one JSON object and passed on as it came, nothing re-encoded."""
+        obj = compact_object(block)
+        if obj is None:  # several lines, white space, or not JSON: the general path
+            return self._block(block)
+        self.writer.lines(block)
+        if self.keep:
+            self._collect(obj)
+        if obj.get("error") is not None:
+            raise ServerError(error_text(obj["error"]))
+        if obj.get("done") is True:
+            self.reply.done = obj
+            return True
+        return False
 
     def _block(self, block: bytes) -> bool:
         """Handle the whole lines of one network read; True once `done` was seen.
@@ -127,7 +152,7 @@ class Streamer:
             # gateway): each line that parsed, compacted on its own.
             lines = [line for line in block.split(b"\n") if line.strip()][: len(objects)]
             block = b"\n".join(compact_line(line) for line in lines)
-        self.writer.line(block)
+        self.writer.lines(block)
 
     def _render(self, objects: list[dict[str, Any]], *, last: bool) -> None:
         """Write the objects of one read; `last`: nothing follows them, so the answer's

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from ostream.errors import ServerError
-from ostream.ndjson import compact_line, spaced
+from ostream.errors import ProtocolError, ServerError
+from ostream.ndjson import compact_line, compact_object, spaced
 from ostream.output import Streams, Writer
 from ostream.stream import Streamer
 from ostream.testing import FakeOllama, Reply, Send
@@ -37,12 +37,12 @@ FAITHFUL = [
 ]
 
 
-def jsonl(chunks: list[bytes]) -> tuple[bytes, Exception | None]:
+def jsonl(chunks: list[bytes], keep: bool = False) -> tuple[bytes, Exception | None]:
     writer = Writer(Streams(io.BytesIO(), io.BytesIO(), False, False, False))
-    streamer = Streamer("generate", writer, jsonl=True, show_thinking=True, keep=False)
+    streamer = Streamer("generate", writer, jsonl=True, show_thinking=True, keep=keep)
     try:
         streamer.run(chunks)
-    except ServerError as exc:
+    except (ServerError, ProtocolError) as exc:
         return writer.streams.stdout.getvalue(), exc  # type: ignore[attr-defined]
     return writer.streams.stdout.getvalue(), None  # type: ignore[attr-defined]
 
@@ -121,9 +121,103 @@ def test_white_space_between_tokens_is_always_noticed(seed: int) -> None:
         line = json.dumps(obj, separators=(items, keys), ensure_ascii=seed % 2 == 0).encode()
         assert spaced(line)
         assert compact_line(line) == compact
+        assert compact_object(line) is None
     for line in (b" " + compact, compact + b"\r", b"\t" + compact + b" "):
         assert spaced(line) and compact_line(line) == compact
         assert spaced(compact + b"\n" + line, lines=True)
+        assert compact_object(line) is None
+        assert compact_object(compact + b"\n" + line) is None
+    assert compact_object(compact) in (obj, None)  # None: a string that looks spaced
+    assert compact_object(compact + b"\n" + compact) is None
+
+
+# --- the shortcut for Ollama's case: one compact line a read, passed on as it came --------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"response":" the","done":false}',
+        b'{"response":"    indented    code    ","n":1.50,"a":1,"a":2}',
+        b'{"response":"a b c d e f g","done":false}',
+        b'{"response":"\\u00e9 \\ud83d","done":false,"ctx":[1,2,{"x":"y z"}]}',
+    ],
+)
+def test_a_compact_line_is_one_object_without_a_second_parse(line: bytes) -> None:
+    assert compact_object(line) == json.loads(line)
+    assert jsonl([line + b"\n", DONE]) == (line + b"\n" + DONE, None)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"a":1 ,"b":2}',
+        b'{"a":1, "b":2}',
+        b'{"a": 1}',
+        b'{"a" :1}',
+        b'{ "a":1}',
+        b'{"a":[ 1]}',
+        b'{"a":[1 ]}',
+        b'{"a":1 }',
+        b'{"s":"a b c d","a":1, "b":2}',  # a second space: the scan in C
+        b' {"a":1}',
+        b'{"a":1} ',
+        b'{"a":\t1}',
+        b'{"a":1}\r',
+        b'{"a":\n1}',
+        b'{"a":1}\n',
+        b'\n{"a":1}',
+        b'{"a":1}\n{"b":2}',
+        b"[1]",
+        b'"x"',
+        b'{"a":1}x',
+        b'{"a":tru}',
+        b'{"a":"\xff"}',
+        b"",
+    ],
+)
+def test_anything_but_one_compact_object_takes_the_general_path(line: bytes) -> None:
+    assert compact_object(line) is None
+
+
+def test_done_on_a_middle_line_of_a_read_ends_the_stream_there() -> None:
+    a, b = b'{"response":"a","done":false}\n', b'{"response":"b","done":false}\n'
+    assert jsonl([a + DONE + b, b]) == (a + DONE, None)
+
+
+def test_an_error_line_in_a_read_of_several_is_written_then_raised() -> None:
+    a, error = b'{"response":"a","done":false}\n', b'{"error":"out of memory"}\n'
+    stdout, exc = jsonl([a + error + a])
+    assert stdout == a + error
+    assert isinstance(exc, ServerError) and str(exc) == "out of memory"
+
+
+def test_an_error_line_alone_in_its_read_is_written_then_raised() -> None:
+    a, error = b'{"response":"a","done":false}\n', b'{"error":{"code":1},"done":true}\n'
+    stdout, exc = jsonl([a, error, a])
+    assert stdout == a + error
+    assert isinstance(exc, ServerError) and str(exc) == '{"code": 1}'
+
+
+def test_a_line_that_is_not_json_after_compact_ones_stops_the_stream() -> None:
+    a = b'{"response":"a","done":false}\n'
+    stdout, exc = jsonl([a, b'{"response":"b",\n', DONE])
+    assert stdout == a
+    assert isinstance(exc, ProtocolError)
+
+
+def test_the_answer_is_kept_from_compact_spaced_and_batched_lines() -> None:
+    writer = Writer(Streams(io.BytesIO(), io.BytesIO(), False, False, False))
+    chunks = [
+        b'{"response":"a","thinking":"t","done":false}\n',
+        b'{"response": "b", "done": false}\n',
+        b'{"response":"c","done":false}\n{"response":"d","done":false}\n',
+        DONE,
+    ]
+    streamer = Streamer("generate", writer, jsonl=True, show_thinking=True, keep=True)
+    reply = streamer.run(chunks)
+    assert reply.message() == {"role": "assistant", "content": "abcd", "thinking": "t"}
+    assert reply.done == json.loads(DONE)
 
 
 def test_ollamas_compact_lines_take_the_cheap_path() -> None:
