@@ -152,9 +152,10 @@ def _common_body(
 
 
 def _prompt(env: Environment, words: list[str] | None, *, use_stdin: bool = True) -> str | None:
-    from ostream.prompt import assemble, read_stdin
+    from ostream.inputs import stdin_text
+    from ostream.prompt import assemble
 
-    piped = read_stdin(env.piped_stdin) if use_stdin else None
+    piped = stdin_text(env.piped_stdin) if use_stdin else None
     return assemble(piped, [argument_text(word, "a word of the prompt") for word in words or []])
 
 
@@ -177,10 +178,10 @@ def _preset_turn(
     use_stdin: bool,
 ) -> tuple[str | None, str | None]:
     """(system prompt, prompt) as the preset makes them from stdin, the words and --var."""
+    from ostream.inputs import stdin_text
     from ostream.presets import parse_vars
-    from ostream.prompt import read_stdin
 
-    piped = read_stdin(env.piped_stdin) if use_stdin else None
+    piped = stdin_text(env.piped_stdin) if use_stdin else None
     spoken = [argument_text(word, "a word of the prompt") for word in words or []]
     return preset.turn(piped, spoken, parse_vars([argument_text(v, "--var") for v in var or []]))
 
