@@ -89,8 +89,9 @@ class Response:
             return raw.read_chunked(READ_SIZE, decode_content=False)
         return iter(functools.partial(raw.read1, READ_SIZE), b"")
 
-    def read_all(self, limit: int = 1 << 20) -> bytes:
-        """Up to `limit` bytes of the body (for error answers)."""
+    def read_all(self, limit: int = 1 << 20, *, deadline: float | None = None) -> bytes:
+        """Up to `limit` bytes of the body (for error answers); a Timeout when the
+        body is still coming at `deadline` (time.monotonic)."""
         parts: list[bytes] = []
         size = 0
         try:
@@ -99,6 +100,8 @@ class Response:
                 size += len(data)
                 if size >= limit:
                     break
+                if deadline is not None and time.monotonic() > deadline:
+                    raise Timeout(f"{self.url} did not answer in time")
         except ProtocolError:
             pass
         return b"".join(parts)
