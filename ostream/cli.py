@@ -225,7 +225,7 @@ def generate(
     """
 
     def action(env: Environment, writer: Writer) -> None:
-        from ostream.options import read_images
+        from ostream.inputs import read_images
         from ostream.run import stream_answer
 
         _check_resume(resume, jsonl)
@@ -348,7 +348,7 @@ def chat(
         from ostream import lastchat
         from ostream.conversation import load_conversation, user_turn
         from ostream.history import save_turn
-        from ostream.options import load_tools, read_images
+        from ostream.inputs import load_tools, read_images
         from ostream.run import stream_answer
 
         if interactive and not (env.stdin_tty and env.stdout_tty):
@@ -508,7 +508,7 @@ def raw(
         if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", verb):
             raise UsageError(f"-X: {method!r} is not an HTTP method")
         if dry_run:
-            from ostream.options import strict_json
+            from ostream.jsontext import strict_json
 
             shown = strict_json(body.decode("utf-8")) if body is not None else None
             return _dry_run(writer, target, path, shown, verb)
