@@ -153,9 +153,10 @@ def _common_body(
 
 
 def _prompt(env: Environment, words: list[str] | None, *, use_stdin: bool = True) -> str | None:
-    from ostream.prompt import assemble, read_stdin
+    from ostream.inputs import stdin_text
+    from ostream.prompt import assemble
 
-    piped = read_stdin(env.piped_stdin) if use_stdin else None
+    piped = stdin_text(env.piped_stdin) if use_stdin else None
     return assemble(piped, [argument_text(word, "a word of the prompt") for word in words or []])
 
 
@@ -178,10 +179,10 @@ def _preset_turn(
     use_stdin: bool,
 ) -> tuple[str | None, str | None]:
     """(system prompt, prompt) as the preset makes them from stdin, the words and --var."""
+    from ostream.inputs import stdin_text
     from ostream.presets import parse_vars
-    from ostream.prompt import read_stdin
 
-    piped = read_stdin(env.piped_stdin) if use_stdin else None
+    piped = stdin_text(env.piped_stdin) if use_stdin else None
     spoken = [argument_text(word, "a word of the prompt") for word in words or []]
     return preset.turn(piped, spoken, parse_vars([argument_text(v, "--var") for v in var or []]))
 
@@ -225,7 +226,7 @@ def generate(
     """
 
     def action(env: Environment, writer: Writer) -> None:
-        from ostream.options import read_images
+        from ostream.inputs import read_images
         from ostream.run import stream_answer
 
         _check_resume(resume, jsonl)
@@ -348,7 +349,7 @@ def chat(
         from ostream import lastchat
         from ostream.conversation import load_conversation, user_turn
         from ostream.history import save_turn
-        from ostream.options import load_tools, read_images
+        from ostream.inputs import load_tools, read_images
         from ostream.run import stream_answer
 
         if interactive and not (env.stdin_tty and env.stdout_tty):
@@ -508,7 +509,7 @@ def raw(
         if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", verb):
             raise UsageError(f"-X: {method!r} is not an HTTP method")
         if dry_run:
-            from ostream.options import strict_json
+            from ostream.jsontext import strict_json
 
             shown = strict_json(body.decode("utf-8")) if body is not None else None
             return _dry_run(writer, target, path, shown, verb)

@@ -25,6 +25,8 @@ READ_SIZE = 1 << 16
 RETRY_STATUSES = frozenset({429, 503})
 DEFAULT_CONNECT_TIMEOUT = 10.0
 MAX_BACKOFF = 8.0
+# The paths whose answer is a model's tokens (Ollama's and its OpenAI-compatible API).
+GENERATION_PATHS = ("/api/generate", "/api/chat", "/v1/chat/completions", "/v1/completions")
 REFUSED_HINT = "is `ollama serve` running? (--host, OLLAMA_HOST)"
 
 # Told before each wait for a retry: why (a short phrase), the seconds it will wait,
@@ -67,9 +69,9 @@ class Response:
                 self.received += len(data)
                 yield data
         except ReadTimeoutError:
-            phase = "between tokens" if self.received else "for the first token"
             raise Timeout(
-                f"timed out after {self._timeout:g}s waiting {phase} from {self.url}"
+                f"timed out after {self._timeout:g}s waiting"
+                f" {_awaited(self.url, self.received)} from {self.url}"
             ) from None
         except HTTPError as exc:
             raise ProtocolError(
@@ -87,8 +89,9 @@ class Response:
             return raw.read_chunked(READ_SIZE, decode_content=False)
         return iter(functools.partial(raw.read1, READ_SIZE), b"")
 
-    def read_all(self, limit: int = 1 << 20) -> bytes:
-        """Up to `limit` bytes of the body (for error answers)."""
+    def read_all(self, limit: int = 1 << 20, *, deadline: float | None = None) -> bytes:
+        """Up to `limit` bytes of the body (for error answers); a Timeout when the
+        body is still coming at `deadline` (time.monotonic)."""
         parts: list[bytes] = []
         size = 0
         try:
@@ -97,6 +100,8 @@ class Response:
                 size += len(data)
                 if size >= limit:
                     break
+                if deadline is not None and time.monotonic() > deadline:
+                    raise Timeout(f"{self.url} did not answer in time")
         except ProtocolError:
             pass
         return b"".join(parts)
@@ -221,7 +226,7 @@ class Client:
             ) from None
         except requests.exceptions.ReadTimeout:
             raise Timeout(
-                f"timed out after {self.timeout:g}s waiting for the first token from {url}"
+                f"timed out after {self.timeout:g}s waiting {_awaited(url, 0)} from {url}"
             ) from None
         except requests.exceptions.SSLError as exc:
             raise self._connect_error(
@@ -263,6 +268,15 @@ class Client:
     def _bearer(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"Bearer {self.api_key}"
         return request
+
+
+def _awaited(url: str, received: int) -> str:
+    """What a read that timed out was waiting for: tokens from a generation, else an answer."""
+    from urllib.parse import urlsplit
+
+    if not urlsplit(url).path.rstrip("/").endswith(GENERATION_PATHS):
+        return "for more of the answer" if received else "for an answer"
+    return "between tokens" if received else "for the first token"
 
 
 def _via(url: str) -> str:

@@ -8,13 +8,11 @@ anything else heavy) at module level: the HTTP call is imported inside model_nam
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import typer
 
-# A Tab must not hang: seconds to connect and for each wait for data, and for the whole answer.
-TAGS_WAIT = 0.5
-TAGS_TOTAL = 1.0
-TAGS_LIMIT = 4 << 20  # bytes: a few thousand models
+from ostream.environment import Environment
 
 
 def think_values(incomplete: str) -> list[str]:
@@ -24,16 +22,17 @@ def think_values(incomplete: str) -> list[str]:
     return [word for word in ("true", "false", *THINK_LEVELS) if word.startswith(incomplete)]
 
 
-def preset_names(incomplete: str) -> list[tuple[str, str]]:
+def preset_names(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     """The presets (name, description) that start with what was typed."""
     try:
         from ostream.presets import available, load_preset
 
+        environ = _environ(ctx)
         found = []
-        for name, _ in available(os.environ):
+        for name, _ in available(environ):
             if name.startswith(incomplete):
                 try:
-                    description = load_preset(name, os.environ).description
+                    description = load_preset(name, environ).description
                 except Exception:
                     description = ""
                 found.append((name, description))
@@ -46,7 +45,7 @@ def preset_words(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     """`ostream presets show NAME`: the word show, then the preset names."""
     if not ctx.params.get("action"):
         return [("show", "print a preset")] if "show".startswith(incomplete) else []
-    return preset_names(incomplete)
+    return preset_names(ctx, incomplete)
 
 
 def model_names(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
@@ -54,49 +53,24 @@ def model_names(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     --host when the line being completed gives it before the cursor, else OLLAMA_HOST.
     Nothing, silently, when the server is down, slow, or answers something else."""
     try:
-        return [
-            (name, size)
-            for name, size in _tags(ctx.params.get("host"))
-            if name.startswith(incomplete)
-        ]
+        return [(name, size) for name, size in _tags(ctx) if name.startswith(incomplete)]
     except Exception:  # a Tab never prints an error into the user's command line
         return []
 
 
-def _tags(host: object) -> list[tuple[str, str]]:
+def _tags(ctx: typer.Context) -> list[tuple[str, str]]:
+    from ostream.client import api_key
+    from ostream.fleet import TAB_TOTAL, TAB_WAIT, Connection, Host, model_names
     from ostream.host import resolve
 
-    base = resolve(host if isinstance(host, str) else None, os.environ)
-    key = os.environ.get("OLLAMA_API_KEY", "").strip().strip("\"'")
-    return server_models(base, key or None)
+    environ = _environ(ctx)
+    host = ctx.params.get("host")
+    base = resolve(host if isinstance(host, str) else None, environ)
+    connection = Connection(api_key(environ), timeout=TAB_WAIT, retries=0)
+    return model_names(Host(base), connection, within=TAB_TOTAL)
 
 
-def server_models(base_url: str, api_key: str | None) -> list[tuple[str, str]]:
-    """The models (name, size) the server at `base_url` has, from /api/tags, within
-    TAGS_TOTAL seconds; raises on any failure (the caller offers nothing then)."""
-    import json
-    import time
-
-    from ostream.client import Client
-
-    client = Client(base_url, api_key=api_key, timeout=TAGS_WAIT, retries=0)
-    deadline = time.monotonic() + TAGS_TOTAL
-    body = bytearray()
-    try:
-        with client.open("GET", "/api/tags") as response:
-            if response.status != 200:
-                return []
-            for data in response.chunks():
-                body += data
-                if time.monotonic() > deadline or len(body) > TAGS_LIMIT:
-                    return []
-    finally:
-        client.close()
-    models = json.loads(body)["models"]
-    found: dict[str, str] = {}  # name -> size, in the server's order, each name once
-    for model in models:
-        name = model.get("name") or model.get("model")
-        if isinstance(name, str) and name:
-            size = (model.get("details") or {}).get("parameter_size")
-            found.setdefault(name, size if isinstance(size, str) else "")
-    return list(found.items())
+def _environ(ctx: typer.Context) -> Mapping[str, str]:
+    """The run's environment variables: the Environment the command line runs in."""
+    env = ctx.find_root().obj
+    return env.environ if isinstance(env, Environment) else os.environ

@@ -3,7 +3,6 @@ output), or a JSON array; errors name the file, the line and the field."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 from ostream.errors import UsageError
 from ostream.inputs import file_bytes, piped_bytes, text
-from ostream.options import raw_decode, undecodable
+from ostream.jsontext import invalid_json, raw_decode, undecodable
 
 _SPACE = re.compile(r"[ \t\n\r]*")
 
@@ -63,15 +62,8 @@ def _decode(source_text: str, pos: int, source: str, line: int) -> tuple[Any, in
     """The value at `pos`, which starts on `line`; an error names that line."""
     try:
         return raw_decode(source_text, pos)
-    except json.JSONDecodeError as exc:
-        at = (
-            f"column {exc.colno}"
-            if exc.lineno == line
-            else f"line {exc.lineno}, column {exc.colno}"
-        )
-        raise UsageError(f"{source}:{line}: invalid JSON: {exc.msg} ({at})") from None
-    except ValueError as exc:  # NaN, Infinity, a number too large for a double
-        raise UsageError(f"{source}:{line}: invalid JSON: {exc}") from None
+    except ValueError as exc:
+        raise invalid_json(source, exc, line) from None
 
 
 def _bad_bytes_message(data: bytes, source: str) -> str | None:

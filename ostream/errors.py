@@ -152,6 +152,12 @@ class Failure:
         if not self.kind:
             object.__setattr__(self, "kind", self.code.kind)
 
+    @property
+    def ends_run(self) -> bool:
+        """Whether a command that goes on after a failure (a chat -i turn) must end on
+        this one: a signal, a closed or unwritable stdout."""
+        return self.silence_stdout or self.message is None
+
 
 def classify(exc: BaseException) -> Failure:
     """The one failure map: any exception → exit code, message, stdout silenced or not."""

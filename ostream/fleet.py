@@ -10,6 +10,7 @@ the others. Nothing here prints.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -22,6 +23,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 ANSWER_LIMIT = 64 << 20  # a /api/tags answer of thousands of models is still far below
+# A Tab must not hang: seconds to connect and for each wait for data, and for the whole answer.
+TAB_WAIT = 0.5
+TAB_TOTAL = 1.0
 
 
 @dataclass(frozen=True)
@@ -119,13 +123,15 @@ def each_host(hosts: Sequence[Host], work: Callable[[Host], R]) -> list[R]:
     return [results[i] for i in range(len(hosts))]
 
 
-def get_json(client: Client, path: str) -> dict[str, Any]:
-    """GET `path` and return its JSON object; the typed error otherwise."""
+def get_json(client: Client, path: str, *, within: float | None = None) -> dict[str, Any]:
+    """GET `path` and return its JSON object; the typed error otherwise. `within`: the
+    seconds the whole answer may take (a Timeout after)."""
     from ostream.ndjson import excerpt, json_object
     from ostream.status import error_for_status
 
+    deadline = None if within is None else time.monotonic() + within
     with client.open("GET", path) as response:
-        body = response.read_all(ANSWER_LIMIT)
+        body = response.read_all(ANSWER_LIMIT, deadline=deadline)
         if response.status >= 300:
             raise error_for_status(response, body, model=None)
     obj = json_object(body)
@@ -140,16 +146,22 @@ def _listing(
     def read(host: Host, connection: Connection) -> Answer[T]:
         client = connection.client(host)
         try:
-            entries = get_json(client, path).get("models")
-            if not isinstance(entries, list):
-                raise ProtocolError(f'{client.url(path)} answered without a "models" list')
-            return Answer(host, tuple(record(host, e) for e in entries if isinstance(e, dict)))
+            entries = _entries(client, path)
+            return Answer(host, tuple(record(host, e) for e in entries))
         except Exception as exc:  # a failure is this host's answer, not the run's
             return Answer(host, failure=classify(exc))
         finally:
             client.close()
 
     return read
+
+
+def _entries(client: Client, path: str, within: float | None = None) -> list[dict[str, Any]]:
+    """The objects of the "models" list `path` answers with (/api/tags, /api/ps)."""
+    entries = get_json(client, path, within=within).get("models")
+    if not isinstance(entries, list):
+        raise ProtocolError(f'{client.url(path)} answered without a "models" list')
+    return [entry for entry in entries if isinstance(entry, dict)]
 
 
 def _text(obj: Mapping[str, Any], key: str) -> str:
@@ -162,15 +174,19 @@ def _int(obj: Mapping[str, Any], key: str) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+def _name(obj: Mapping[str, Any]) -> str:
+    return _text(obj, "name") or _text(obj, "model")
+
+
 def _model(host: Host, obj: dict[str, Any]) -> Model:
-    name = _text(obj, "name") or _text(obj, "model")
+    name = _name(obj)
     return Model(
         host, name, _int(obj, "size"), _text(obj, "modified_at"), _text(obj, "digest"), obj
     )
 
 
 def _loaded(host: Host, obj: dict[str, Any]) -> LoadedModel:
-    name = _text(obj, "name") or _text(obj, "model")
+    name = _name(obj)
     return LoadedModel(
         host, name, _int(obj, "size"), _int(obj, "size_vram"), _text(obj, "expires_at"), obj
     )
@@ -188,3 +204,23 @@ def models(hosts: Iterable[Host], connection: Connection) -> list[Answer[Model]]
 def loaded(hosts: Iterable[Host], connection: Connection) -> list[Answer[LoadedModel]]:
     """/api/ps from every host at once, in host order."""
     return each_host(list(hosts), lambda host: read_loaded(host, connection))
+
+
+def model_names(
+    host: Host, connection: Connection, *, within: float | None = None
+) -> list[tuple[str, str]]:
+    """The models `host` has as (name, parameter size like "8B" or ""), each name once, in
+    the server's order, for Tab completion; `within`: the seconds the whole answer may
+    take. Raises on any failure (a Tab then offers nothing)."""
+    client = connection.client(host)
+    try:
+        entries = _entries(client, "/api/tags", within)
+    finally:
+        client.close()
+    found: dict[str, str] = {}
+    for entry in entries:
+        details = entry.get("details")
+        size = _text(details, "parameter_size") if isinstance(details, dict) else ""
+        if name := _name(entry):
+            found.setdefault(name, size)
+    return list(found.items())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ostream.environment import Environment
-from ostream.errors import FAILURES, ExitCode, classify
+from ostream.errors import FAILURES, ExitCode, Failure, classify
 from ostream.output import Writer, write_error
 from ostream.signals import cancellable
 
@@ -38,3 +38,17 @@ def conclude(exc: BaseException, env: Environment, writer: Writer | None = None)
             writer.end_line_for_message()
         write_error(env, failure.message)
     return failure.code
+
+
+def report(
+    exc: BaseException, env: Environment, wording: Callable[[Failure], str] | None = None
+) -> Failure:
+    """For a command that goes on after a failure (a chat -i turn, a slash command): say
+    `exc` in one line (as `wording` puts it, else its own message) and return what it
+    means. Re-raises what ends the run (Failure.ends_run), and under OSTREAM_DEBUG=1
+    every failure, for its traceback."""
+    failure = classify(exc)
+    if failure.ends_run or env.debug:
+        raise exc
+    write_error(env, wording(failure) if wording is not None else f"{failure.message}")
+    return failure

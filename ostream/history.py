@@ -22,8 +22,8 @@ from typing import Any
 from ostream.conversation import parse_messages
 from ostream.errors import OstreamError, UsageError
 from ostream.inputs import file_bytes
+from ostream.jsontext import raw_decode, scrub
 from ostream.ndjson import compact
-from ostream.options import raw_decode, scrub
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:

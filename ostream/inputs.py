@@ -8,12 +8,14 @@ refused (exit 2) after reading at most one byte past it.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ostream.errors import UsageError
+from ostream.jsontext import invalid_json, strict_json, undecodable
 
 DEFAULT_MIB = 64
 PIECE = 1 << 16
@@ -97,3 +99,40 @@ def stdin_text(stdin: Any) -> str | None:
     or when nothing came."""
     data = stdin_bytes(stdin)
     return text(data, "stdin") or None if data else None
+
+
+def load_json(value: str, what: str) -> Any:
+    """Inline JSON, or `@path` to a file holding it."""
+    if value.startswith("@"):
+        where = f"{what} {value[1:]}"
+        source = text(file_bytes(value[1:], what), where)
+    elif undecodable(value):
+        raise UsageError(f"{what}: not valid UTF-8")
+    else:
+        where, source = what, value
+    try:
+        return strict_json(source)
+    except ValueError as exc:
+        raise invalid_json(where, exc) from None
+
+
+def load_tools(path: str) -> list[Any]:
+    tools = load_json(path if path.startswith("@") else "@" + path, "--tools")
+    if not isinstance(tools, list):
+        raise UsageError("--tools: the file must hold a JSON array of tool schemas")
+    return tools
+
+
+def read_images(paths: list[str], stdin: Any = None) -> list[str]:
+    """The images, base64; a path of `-` is the image piped on `stdin` (once only)."""
+    if paths.count("-") > 1:
+        raise UsageError("--image - can be given only once: stdin holds one image")
+    images = []
+    for path in paths:
+        data = (
+            piped_bytes(stdin, "--image", "image") if path == "-" else file_bytes(path, "--image")
+        )
+        if not data:
+            raise UsageError(f"--image: {'stdin' if path == '-' else path} is empty")
+        images.append(base64.b64encode(data).decode("ascii"))
+    return images

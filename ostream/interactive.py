@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ostream.environment import Environment
-from ostream.errors import FAILURES, ExitCode, ModelNotFound, OutputError, Stop, classify
+from ostream.errors import FAILURES, ExitCode, Failure
+from ostream.guard import report
 from ostream.history import save_turn
 from ostream.output import Writer, write_error
 from ostream.run import Target, stream_answer
@@ -147,19 +148,11 @@ class Session:
                 reply=reply,
             )
         except FAILURES as exc:
-            failure = classify(exc)
             if cut is not None:
                 self.cut = Cut(cut, partial + reply.message()["content"])
-            if failure.code == ExitCode.INTERRUPTED and not isinstance(exc, Stop):
+            if isinstance(exc, KeyboardInterrupt):
                 raise Interrupted from None
-            if isinstance(exc, (Stop, BrokenPipeError, OutputError)) or failure.message is None:
-                raise
-            if self.env.debug:
-                raise
-            message = failure.message
-            if isinstance(exc, ModelNotFound):
-                message += "; or switch with /model NAME"
-            self.error(message)
+            report(exc, self.env, _with_model_hint)
             return None
         self.cut = None
         return reply
@@ -174,13 +167,15 @@ class Session:
         try:
             save_turn(self.path, [*self.unsaved, *turn], replacing=replacing)
         except FAILURES as exc:
-            failure = classify(exc)
-            if failure.message is None:
-                raise
+            report(exc, self.env, lambda f: f"{f.message} (it is kept for the next save)")
             self.unsaved.extend(turn)
-            self.error(f"{failure.message} (it is kept for the next save)")
         else:
             self.unsaved = []
+
+
+def _with_model_hint(failure: Failure) -> str:
+    hint = "; or switch with /model NAME" if failure.code == ExitCode.MODEL_NOT_FOUND else ""
+    return f"{failure.message}{hint}"
 
 
 def _joined(partial: str, reply: Reply, old: dict[str, Any] | None = None) -> dict[str, Any]:

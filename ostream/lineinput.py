@@ -57,12 +57,12 @@ class SlashCompleter(Completer):
 
     def models(self) -> list[str]:
         if self._models is None:
-            from ostream.complete import server_models
+            from ostream.fleet import TAB_TOTAL, TAB_WAIT, Connection, Host, model_names
 
+            connection = Connection(self._target.api_key, timeout=TAB_WAIT, retries=0)
             try:
-                self._models = [
-                    name for name, _ in server_models(self._target.base_url, self._target.api_key)
-                ]
+                host = Host(self._target.base_url)
+                self._models = [name for name, _ in model_names(host, connection, within=TAB_TOTAL)]
             except Exception:  # a Tab never prints an error
                 self._models = []
         return self._models

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import json
-import math
 import re
 from typing import Any
 
 from ostream.errors import UsageError
-from ostream.inputs import file_bytes, piped_bytes, text
+from ostream.inputs import load_json
+from ostream.jsontext import OutOfRange, scrub, strict_json, undecodable
 
 THINK_LEVELS = ("low", "medium", "high", "max")
 _NUMBER = r"([0-9]+(\.[0-9]*)?|\.[0-9]+)"  # ASCII digits, no 1_0, no 1e9
@@ -18,61 +16,6 @@ _SECONDS = re.compile(rf"[-+]?{_NUMBER}")
 # A socket timeout holds up to about 9.2e9 s; more than 31 years is not a limit anyway.
 TIMEOUT_MAX = 1_000_000_000
 RETRIES_MAX = 1_000_000
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-class OutOfRange(ValueError):
-    """A JSON number too large for a double."""
-
-
-def _finite(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise OutOfRange(f"{text} is out of range")
-    return number
-
-
-_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def strict_json(text: str) -> Any:
-    """json.loads without NaN, Infinity and numbers too large for a double, which are
-    not JSON that Ollama (or ostream, sending it on) can take.
-
-    A lone surrogate escape ("\\ud83d", which a broken server or an old ostream may
-    have written) becomes U+FFFD, as Ollama's own JSON decoder takes it: the text
-    can then be sent as UTF-8.
-    """
-    value = _DECODER.decode(text)
-    return scrub(value) if _SURROGATE_ESCAPE.search(text) else value
-
-
-def raw_decode(text: str, start: int) -> tuple[Any, int]:
-    """The JSON value at `start` in `text` (strict_json's rules) and where it ends."""
-    value, end = _DECODER.raw_decode(text, start)
-    return (scrub(value) if _SURROGATE_ESCAPE.search(text, start, end) else value), end
-
-
-def scrub(value: Any) -> Any:
-    """`value` with every lone surrogate in its strings (keys too) replaced by U+FFFD."""
-    if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
-    if isinstance(value, list):
-        return [scrub(item) for item in value]
-    if isinstance(value, dict):
-        return {scrub(key): scrub(item) for key, item in value.items()}
-    return value
-
-
-def undecodable(value: str) -> bool:
-    """Whether a command-line value held bytes that are not UTF-8 (Python keeps them as
-    lone surrogates)."""
-    return _SURROGATE.search(value) is not None
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -149,44 +92,3 @@ def parse_format(value: str) -> Any:
     if not isinstance(schema, dict):
         raise UsageError("--format takes json or a JSON schema object")
     return schema
-
-
-def load_json(value: str, what: str) -> Any:
-    """Inline JSON, or `@path` to a file holding it."""
-    if value.startswith("@"):
-        where = f"{what} {value[1:]}"
-        source = text(file_bytes(value[1:], what), where)
-    elif undecodable(value):
-        raise UsageError(f"{what}: not valid UTF-8")
-    else:
-        where, source = what, value
-    try:
-        return strict_json(source)
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"{where}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})"
-        ) from None
-    except ValueError as exc:
-        raise UsageError(f"{where}: invalid JSON: {exc}") from None
-
-
-def load_tools(path: str) -> list[Any]:
-    tools = load_json(path if path.startswith("@") else "@" + path, "--tools")
-    if not isinstance(tools, list):
-        raise UsageError("--tools: the file must hold a JSON array of tool schemas")
-    return tools
-
-
-def read_images(paths: list[str], stdin: Any = None) -> list[str]:
-    """The images, base64; a path of `-` is the image piped on `stdin` (once only)."""
-    if paths.count("-") > 1:
-        raise UsageError("--image - can be given only once: stdin holds one image")
-    images = []
-    for path in paths:
-        data = (
-            piped_bytes(stdin, "--image", "image") if path == "-" else file_bytes(path, "--image")
-        )
-        if not data:
-            raise UsageError(f"--image: {'stdin' if path == '-' else path} is empty")
-        images.append(base64.b64encode(data).decode("ascii"))
-    return images

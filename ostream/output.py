@@ -159,8 +159,7 @@ class Writer:
         except BrokenPipeError:
             raise
         except OSError as exc:
-            self.streams.silence_stdout()  # what is left must not fail again at exit
-            raise OutputError.of(exc) from None
+            raise OutputError.of(exc) from None  # the failure map silences stdout
         self._out_at_line_start = data.endswith(b"\n")
 
     def _write_err(self, data: bytes, ends_line: bool) -> None:

@@ -194,7 +194,7 @@ def _split(source: str) -> tuple[list[tuple[int, str]], str]:
 
 
 def _value(raw: str) -> Any:
-    from ostream.options import strict_json
+    from ostream.jsontext import strict_json
 
     try:
         return strict_json(raw)

@@ -2,15 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from ostream.inputs import stdin_text
-
-
-def read_stdin(stdin: Any) -> str | None:
-    """All of stdin as UTF-8 when it is not a terminal; None when it is, or is empty."""
-    return stdin_text(stdin)
-
 
 def assemble(piped: str | None, words: list[str]) -> str | None:
     """The prompt: `piped` and the words joined by one blank line; None if neither."""

@@ -9,8 +9,8 @@ from typing import Any
 
 from ostream.errors import ProtocolError, UsageError
 from ostream.inputs import file_bytes, piped_bytes, stdin_bytes, without_bom
+from ostream.jsontext import problem, strict_json
 from ostream.ndjson import LineFramer, error_text, json_object, parse_block
-from ostream.options import strict_json
 from ostream.output import Writer
 
 
@@ -39,7 +39,9 @@ def request_body(data: str | None, stdin: Any) -> bytes | None:
         except UnicodeDecodeError:
             raise UsageError("the request body is not valid UTF-8" + hint) from None
         except ValueError as exc:
-            raise UsageError(f"the request body is not valid JSON: {exc}{hint}") from None
+            raise UsageError(
+                f"the request body is not valid JSON: {problem(exc, 1)}{hint}"
+            ) from None
     return body
 
 

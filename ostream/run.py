@@ -14,7 +14,6 @@ from ostream.client import Client, Response, RetryNotice
 from ostream.errors import ProtocolError, ServerError, UsageError
 from ostream.ndjson import compact_line, json_object
 from ostream.output import Writer, format_stats
-from ostream.raw import copy_response
 from ostream.signals import reader_watch
 from ostream.status import error_for_status
 from ostream.stream import ENDED_EARLY, Kind, Reply, Streamer
@@ -139,6 +138,8 @@ def raw_request(
 ) -> None:
     """Send `body` as it is and copy the answer to stdout byte for byte; `method_chosen`
     False: the method follows from the body (a 405 to a bodiless GET then hints at -d)."""
+    from ostream.raw import copy_response
+
     client = target.client(writer)
     try:
         with reader_watch(writer.streams.stdout), client.open(method, path, body) as response:

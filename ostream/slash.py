@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ostream.errors import OstreamError, UsageError
+from ostream.guard import report
 
 if TYPE_CHECKING:
     from ostream.interactive import Session
@@ -56,7 +57,7 @@ def run_command(session: Session, reader: LineReader, line: str) -> str | None:
     try:
         return command(session, reader, arg.strip())
     except OstreamError as exc:
-        session.error(exc.message)
+        report(exc, session.env)
         return None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import threading
 from importlib.metadata import requires
 from typing import Any
 
@@ -12,8 +13,8 @@ import pytest
 
 from ostream import client as client_module
 from ostream.client import Client
-from ostream.errors import ConnectError
-from ostream.testing import FakeOllama, Reply, Send, ndjson
+from ostream.errors import ConnectError, Timeout
+from ostream.testing import FakeOllama, Reply, Send, Wait, ndjson
 from tests.proc import ROOT, closed_port, env_for, run
 
 
@@ -256,3 +257,20 @@ def test_a_refused_connection_retried_is_announced_with_its_cause() -> None:
     with pytest.raises(ConnectError):
         client.open("GET", "/api/tags")
     assert notices == [("cannot connect (connection refused)", 0.25, 1, 1)]
+
+
+@pytest.mark.parametrize("path", ["/api/tags", "/api/pull"])
+def test_a_timeout_off_the_generation_paths_waits_for_an_answer_not_a_token(
+    fake_ollama: FakeOllama, path: str
+) -> None:
+    gate = threading.Event()
+    fake_ollama.script(Reply(events=[Wait(gate, 20), Send(ndjson({"models": []}))]), path)
+    client = Client(fake_ollama.url, timeout=0.3, retries=0)
+    try:
+        with pytest.raises(Timeout) as caught, client.open("GET", path) as response:
+            b"".join(response.chunks())
+    finally:
+        gate.set()
+        client.close()
+    assert f"waiting for an answer from {fake_ollama.url}{path}" in caught.value.message
+    assert "token" not in caught.value.message

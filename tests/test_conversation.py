@@ -340,6 +340,7 @@ def test_a_bad_item_of_a_json_array_is_named_by_its_line(
     talk = tmp_path / "talk.json"
     talk.write_text('[\n  {"role": "user", "content": "a"},\n  {"content": "b"}\n]\n')
     result = invoke(fake_ollama, "chat", "-m", "m", "--messages", str(talk))
+    assert result.exit_code == 2
     assert result.output == (
         f"ostream: error: --messages {talk}:3: a message must be an object with a 'role'\n"
     )
@@ -389,6 +390,7 @@ def test_a_format_file_that_is_not_utf8_is_named_with_its_line(
     schema = tmp_path / "schema.json"
     schema.write_bytes(b'{\n  "description": "caf\xe9"\n}\n')
     result = invoke(fake_ollama, "generate", "-m", "m", "--format", f"@{schema}", "hi")
+    assert result.exit_code == 2
     assert result.output == f"ostream: error: --format {schema}:2: not valid UTF-8 (byte 23)\n"
 
 
@@ -398,6 +400,7 @@ def test_bad_json_in_a_format_file_is_named_with_its_line(
     schema = tmp_path / "schema.json"
     schema.write_text('{\n  "type": "object",\n  "required": [}\n')
     result = invoke(fake_ollama, "generate", "-m", "m", "--format", f"@{schema}", "hi")
+    assert result.exit_code == 2
     assert result.output == (
         f"ostream: error: --format {schema}:3: invalid JSON: Expecting value (column 16)\n"
     )

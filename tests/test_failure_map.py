@@ -24,6 +24,7 @@ from ostream.errors import (
     UsageError,
     classify,
 )
+from ostream.guard import report
 
 UNEXPECTED = "unexpected ValueError: boom (OSTREAM_DEBUG=1 shows a traceback)"
 NO_SPACE = OSError(errno.ENOSPC, "No space left on device")
@@ -70,6 +71,28 @@ def test_each_kind_of_failure_maps_to_its_code_message_and_name(
     assert classify(exc) == Failure(ExitCode(code), message, silenced, kind)
 
 
+@pytest.mark.parametrize(
+    ("exc", "code", "message", "silenced", "kind"), ROWS, ids=[type(r[0]).__name__ for r in ROWS]
+)
+def test_a_failure_ends_a_session_when_it_is_silent_or_stdout_is_gone(
+    exc: BaseException, code: int, message: str | None, silenced: bool, kind: str
+) -> None:
+    """chat -i goes on after a failed turn unless the failure ends the run (guard.report)."""
+    env = environment()
+    if message is None or silenced:
+        with pytest.raises(type(exc)):
+            report(exc, env)
+        assert err(env) == b""
+    else:
+        assert report(exc, env).code == code
+        assert err(env) == f"ostream: error: {message}\n".encode()
+
+
+def test_under_ostream_debug_a_session_re_raises_every_failure() -> None:
+    with pytest.raises(ServerError):
+        report(ServerError("boom"), environment_with({"OSTREAM_DEBUG": "1"}))
+
+
 def test_an_os_error_inside_a_command_is_unexpected_not_an_output_error() -> None:
     """Only the Writer (stdout) and the Click adapter (help, completion files) know an
     OSError is about output; anywhere else it is a bug, reported as one."""
@@ -90,6 +113,10 @@ def test_every_exit_code_has_its_own_machine_name_and_wording() -> None:
 
 def environment(**flags: bool) -> Environment:
     return Environment(stdout=io.BytesIO(), stderr=io.BytesIO(), **flags)
+
+
+def environment_with(environ: dict[str, str]) -> Environment:
+    return Environment(stdout=io.BytesIO(), stderr=io.BytesIO(), environ=environ)
 
 
 def out(env: Environment) -> bytes:

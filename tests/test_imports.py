@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ostream.testing import FakeOllama
-from tests.proc import env_for
+from tests.proc import env_for, run_python
 
 # Runs ostream as `python -m ostream ARGS` would, then reports the modules it loaded.
 _RUN_AND_REPORT = (
@@ -87,3 +87,13 @@ def test_generate_with_a_preset_loads_it(fake_ollama: FakeOllama, tmp_path: Path
     preset.write_text("Be brief.\n")
     loaded = _loaded(fake_ollama.url, ["generate", "-m", "m", "-p", str(preset), "hi"])
     assert "ostream.presets" in loaded
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["generate", "--help"]])
+def test_version_and_help_do_not_import_requests(args: list[str]) -> None:
+    result = run_python(_RUN_AND_REPORT, *args)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout
+    loaded = result.stderr.rpartition(b"\nloaded: ")[2].decode().split()
+    assert "ostream.cli" in loaded
+    assert "requests" not in loaded

@@ -179,6 +179,7 @@ def test_ps_shows_size_vram_share_and_until_when(fake_ollama: FakeOllama) -> Non
 def test_a_server_cannot_drive_the_terminal_through_a_name(fake_ollama: FakeOllama) -> None:
     fake_ollama.script(json_reply({"models": [{"name": "evil\x1b[2J", "size": 1}]}), "/api/tags")
     ran = ostream("models", "--host", fake_ollama.url, tty=True)
+    assert ran.code == 0
     assert "\x1b" not in ran.out
     assert "evil^[[2J" in ran.out
 

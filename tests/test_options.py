@@ -10,15 +10,14 @@ from typing import Any
 import pytest
 
 from ostream.errors import ExitCode, UsageError
+from ostream.inputs import load_tools, read_images
 from ostream.options import (
-    load_tools,
     parse_format,
     parse_keep_alive,
     parse_options,
     parse_retries,
     parse_think,
     parse_timeout,
-    read_images,
 )
 from ostream.testing import FakeOllama
 from tests.proc import run

@@ -22,7 +22,6 @@ from tests.proc import (
     full_backlog,
     read_until,
     run,
-    run_python,
     spawn,
 )
 
@@ -326,20 +325,6 @@ def test_timeout_while_connecting() -> None:
             sock.close()
     assert result.returncode == 124
     assert result.stderr == f"ostream: error: timed out after 0.5s connecting to {url}\n".encode()
-
-
-@pytest.mark.parametrize("args", [["--version"], ["--help"], ["generate", "--help"]])
-def test_version_and_help_do_not_import_requests(args: list[str]) -> None:
-    code = (
-        "import sys, runpy; sys.argv = ['ostream', *sys.argv[1:]]\n"
-        "try:\n    runpy.run_module('ostream', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
-        "sys.stderr.write(str('requests' in sys.modules))"
-    )
-    result = run_python(code, *args)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout
-    assert result.stderr.endswith(b"False")
 
 
 def test_debug_variable_shows_the_traceback(fake_ollama: FakeOllama) -> None:

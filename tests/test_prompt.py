@@ -7,7 +7,8 @@ import io
 import pytest
 
 from ostream.errors import UsageError
-from ostream.prompt import assemble, read_stdin
+from ostream.inputs import stdin_text
+from ostream.prompt import assemble
 from ostream.testing import FakeOllama
 from tests.proc import run
 
@@ -41,21 +42,21 @@ def test_no_prompt_is_none() -> None:
 
 
 def test_stdin_is_read_when_not_a_terminal() -> None:
-    assert read_stdin(FakeStdin("héllo\n".encode())) == "héllo\n"
+    assert stdin_text(FakeStdin("héllo\n".encode())) == "héllo\n"
 
 
 def test_terminal_stdin_is_not_read() -> None:
-    assert read_stdin(FakeStdin(b"typed", tty=True)) is None
+    assert stdin_text(FakeStdin(b"typed", tty=True)) is None
 
 
 def test_empty_or_missing_stdin_is_none() -> None:
-    assert read_stdin(FakeStdin(b"")) is None
-    assert read_stdin(None) is None
+    assert stdin_text(FakeStdin(b"")) is None
+    assert stdin_text(None) is None
 
 
 def test_stdin_that_is_not_utf8_is_a_usage_error_saying_so() -> None:
     with pytest.raises(UsageError) as info:
-        read_stdin(FakeStdin(b"caf\xe9\n"))
+        stdin_text(FakeStdin(b"caf\xe9\n"))
     assert "UTF-8" in info.value.message
     assert info.value.code == 2
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from ostream.batch.ids import IdSet, id_hash
 from ostream.batch.shard import Shard
+from ostream.jsontext import strict_json
 from ostream.ndjson import excerpt
-from ostream.options import strict_json
 
 GENERATE = "/api/generate"
 CHAT = "/api/chat"

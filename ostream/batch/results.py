@@ -20,10 +20,10 @@ import secrets
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from ostream.errors import ProtocolError, ServerError
+from ostream.errors import ExitCode, ProtocolError, ServerError
 from ostream.ndjson import LineFramer, compact, error_text, parse_block
 
-INVALID_REQUEST = "invalid_request"
+INVALID_REQUEST = ExitCode.USAGE.kind
 
 
 def new_id() -> str:
