@@ -140,7 +140,7 @@ def _common_body(
         )
     if fmt is not None:
         body["format"] = parse.parse_format(
-            fmt if fmt.startswith("@") else argument_text(fmt, "--format")
+            fmt if fmt.startswith("@") else argument_text(fmt, "--format"), env.environ
         )
     if think is not None:
         body["think"] = parse.parse_think(think)
@@ -155,7 +155,7 @@ def _prompt(env: Environment, words: list[str] | None, *, use_stdin: bool = True
     from ostream.inputs import stdin_text
     from ostream.prompt import assemble
 
-    piped = stdin_text(env.piped_stdin) if use_stdin else None
+    piped = stdin_text(env.piped_stdin, env.environ) if use_stdin else None
     return assemble(piped, [argument_text(word, "a word of the prompt") for word in words or []])
 
 
@@ -181,9 +181,11 @@ def _preset_turn(
     from ostream.inputs import stdin_text
     from ostream.presets import parse_vars
 
-    piped = stdin_text(env.piped_stdin) if use_stdin else None
+    piped = stdin_text(env.piped_stdin, env.environ) if use_stdin else None
     spoken = [argument_text(word, "a word of the prompt") for word in words or []]
-    return preset.turn(piped, spoken, parse_vars([argument_text(v, "--var") for v in var or []]))
+    return preset.turn(
+        piped, spoken, parse_vars([argument_text(v, "--var") for v in var or []], env.environ)
+    )
 
 
 def _dry_run(writer: Writer, target: Any, path: str, body: Any, method: str = "POST") -> None:
@@ -247,7 +249,7 @@ def generate(
         elif preset_system is not None:
             body["system"] = preset_system
         if images:
-            body["images"] = read_images(images, env.piped_stdin)
+            body["images"] = read_images(images, env.piped_stdin, env.environ)
         from ostream.destination import answer_writer
 
         with answer_writer(
@@ -368,7 +370,7 @@ def chat(
         target = _target(env, host, timeout, retries)
         found = _load_preset(env, preset, var)
         body = _common_body(env, model, option, format, think, keep_alive, found)
-        conversation = load_conversation(messages, history, env.piped_stdin)
+        conversation = load_conversation(messages, history, env.piped_stdin, env.environ)
         use_stdin = messages != "-" and "-" not in images
         preset_system = None
         if found is None:
@@ -381,7 +383,7 @@ def chat(
             if output is not None or extract or extract_last or dry_run:
                 raise UsageError("-i: --output, -x, --extract-last and --dry-run are for one turn")
             if tools is not None:
-                body["tools"] = load_tools(str(tools))
+                body["tools"] = load_tools(str(tools), env.environ)
             if found is not None:
                 found.apply_defaults(body, tools=True)
             interact(
@@ -397,14 +399,16 @@ def chat(
                 ),
                 conversation,
                 history,
-                user_turn(text, read_images(images, env.piped_stdin) if images else []),
+                user_turn(
+                    text, read_images(images, env.piped_stdin, env.environ) if images else []
+                ),
             )
             return
         if text is None and not conversation:
             raise UsageError("nothing to send: the conversation is empty and no MESSAGE given")
         if text is None and messages is None:
             raise UsageError("no message: give MESSAGE words or pipe text on stdin")
-        turn = user_turn(text, read_images(images, env.piped_stdin) if images else [])
+        turn = user_turn(text, read_images(images, env.piped_stdin, env.environ) if images else [])
         prefix = []
         if system is not None:
             prefix = [{"role": "system", "content": argument_text(system, "-s")}]
@@ -412,7 +416,7 @@ def chat(
             prefix = [{"role": "system", "content": preset_system}]
         body["messages"] = prefix + conversation + turn
         if tools is not None:
-            body["tools"] = load_tools(str(tools))
+            body["tools"] = load_tools(str(tools), env.environ)
         if found is not None:
             found.apply_defaults(body, tools=True)
         from ostream.destination import answer_writer
@@ -501,9 +505,9 @@ def raw(
 
         target = _target(env, host, timeout, retries)
         if data is not None and data != "-" and not data.startswith("@"):
-            body = request_body(argument_text(data, "-d"), env.piped_stdin)
+            body = request_body(argument_text(data, "-d"), env.piped_stdin, env.environ)
         else:
-            body = request_body(data, env.piped_stdin)
+            body = request_body(data, env.piped_stdin, env.environ)
         verb = (method or ("POST" if body is not None else "GET")).upper()
         if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", verb):
             raise UsageError(f"-X: {method!r} is not an HTTP method")

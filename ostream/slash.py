@@ -123,7 +123,8 @@ def _save(session: Session, reader: LineReader, arg: str) -> None:
     from ostream.history import read_history, save_conversation
 
     path = _file(arg, "/save")
-    read_history(path)  # the checks --history makes; a file that is no conversation is kept
+    # The checks --history makes; a file that is no conversation is kept.
+    read_history(path, session.env.environ)
     save_conversation(path, session.messages)
     session.path, session.unsaved = path, []
     session.say(f"ostream: {len(session.messages)} messages saved in {path}; turns go on there")
@@ -135,7 +136,7 @@ def _load(session: Session, reader: LineReader, arg: str) -> None:
     path = _file(arg, "/load")
     if not path.exists():
         raise UsageError(f"/load: no file {path}")
-    session.messages = read_history(path)
+    session.messages = read_history(path, session.env.environ)
     session.path, session.cut, session.unsaved = path, None, []
     session.say(f"ostream: {len(session.messages)} messages from {path}; turns go on there")
 
