@@ -58,7 +58,7 @@ def test_a_connect_failure_through_a_proxy_names_the_proxy_not_its_password(
 
 
 def test_a_proxy_is_not_named_where_it_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ostream.client import _via
+    from ostream.netreason import via as _via
 
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
     monkeypatch.setenv("NO_PROXY", "ollama.internal")
