@@ -378,47 +378,38 @@ def chat(
         else:
             preset_system, text = _preset_turn(env, found, message, var, use_stdin)
         if interactive:
-            from ostream.interactive import Settings, interact
-
             if output is not None or extract or extract_last or dry_run:
                 raise UsageError("-i: --output, -x, --extract-last and --dry-run are for one turn")
-            if tools is not None:
-                body["tools"] = load_tools(str(tools), env.environ)
-            if found is not None:
-                found.apply_defaults(body, tools=True)
-            interact(
-                env,
-                writer,
-                Settings(
-                    target,
-                    body,
-                    argument_text(system, "-s") if system is not None else preset_system,
-                    show_thinking=not hide_thinking,
-                    verbose=verbose,
-                    resume=resume,
-                ),
-                conversation,
-                history,
-                user_turn(
-                    text, read_images(images, env.piped_stdin, env.environ) if images else []
-                ),
-            )
-            return
-        if text is None and not conversation:
+        elif text is None and not conversation:
             raise UsageError("nothing to send: the conversation is empty and no MESSAGE given")
-        if text is None and messages is None:
+        elif text is None and messages is None:
             raise UsageError("no message: give MESSAGE words or pipe text on stdin")
         turn = user_turn(text, read_images(images, env.piped_stdin, env.environ) if images else [])
-        prefix = []
-        if system is not None:
-            prefix = [{"role": "system", "content": argument_text(system, "-s")}]
-        elif preset_system is not None:  # sent, never stored: as -s
-            prefix = [{"role": "system", "content": preset_system}]
-        body["messages"] = prefix + conversation + turn
+        if not interactive:
+            prefix = []
+            if system is not None:
+                prefix = [{"role": "system", "content": argument_text(system, "-s")}]
+            elif preset_system is not None:  # sent, never stored: as -s
+                prefix = [{"role": "system", "content": preset_system}]
+            body["messages"] = prefix + conversation + turn
         if tools is not None:
             body["tools"] = load_tools(str(tools), env.environ)
         if found is not None:
             found.apply_defaults(body, tools=True)
+        if interactive:
+            from ostream.interactive import Settings, interact
+
+            system_prompt = argument_text(system, "-s") if system is not None else preset_system
+            settings = Settings(
+                target,
+                body,
+                system_prompt,
+                show_thinking=not hide_thinking,
+                verbose=verbose,
+                resume=resume,
+            )
+            interact(env, writer, settings, conversation, history, turn)
+            return
         from ostream.destination import answer_writer
 
         with answer_writer(
