@@ -127,6 +127,11 @@ def read_until(stream: IO[bytes], predicate: Callable[[bytes], bool], timeout: f
     return data
 
 
+def hosts(*urls: str) -> list[str]:
+    """`--host URL` for each URL: the command-line arguments for a fleet."""
+    return [arg for url in urls for arg in ("--host", url)]
+
+
 def closed_port() -> int:
     """A local TCP port nothing listens on (connecting is refused)."""
     with socket.socket() as sock:

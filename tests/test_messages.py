@@ -3,19 +3,12 @@ fit (ollama serve, http://, the proxy in the way, -d, ollama pull)."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from ostream.cli import main
 from ostream.testing import FakeOllama
-from tests.test_environment import environment, err
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.inproc import environment, err
+from tests.proc import closed_port
 
 
 @pytest.fixture(autouse=True)

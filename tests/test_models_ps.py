@@ -16,7 +16,7 @@ from ostream.cli import main
 from ostream.environment import Environment
 from ostream.tables import ago, human_size, parse_time, until
 from ostream.testing import FakeOllama, json_reply
-from tests.proc import closed_port, run
+from tests.proc import closed_port, hosts, run
 
 LONG_NAME = "hf.co/some-organisation/a-very-long-model-repository-name-GGUF:Q4_K_M"
 
@@ -58,10 +58,6 @@ def fleet() -> Iterator[tuple[FakeOllama, FakeOllama, str]]:
         )
         b.script(json_reply({"models": []}), "/api/tags")
         yield a, b, f"http://127.0.0.1:{closed_port()}"
-
-
-def hosts(*urls: str) -> list[str]:
-    return [arg for url in urls for arg in ("--host", url)]
 
 
 def test_a_table_on_a_terminal_fits_80_columns_every_host_in_its_place(

@@ -242,7 +242,7 @@ def test_image_dash_reads_the_image_from_stdin_and_stdin_is_not_the_prompt(
     fake_ollama: FakeOllama,
 ) -> None:
     from ostream.cli import main
-    from tests.test_environment import environment
+    from tests.inproc import environment
 
     png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
     env = environment(fake_ollama.url, stdin=png)
@@ -259,7 +259,7 @@ def test_image_dash_reads_the_image_from_stdin_and_stdin_is_not_the_prompt(
 
 def test_image_dash_twice_or_with_messages_dash_is_a_usage_error(fake_ollama: FakeOllama) -> None:
     from ostream.cli import main
-    from tests.test_environment import environment, err
+    from tests.inproc import environment, err
 
     env = environment(fake_ollama.url, stdin=b"img")
     assert main(["generate", "-m", "m", "--image", "-", "--image", "-", "x"], env=env) == 2
@@ -272,7 +272,7 @@ def test_image_dash_twice_or_with_messages_dash_is_a_usage_error(fake_ollama: Fa
 
 def test_image_dash_needs_a_piped_stdin(fake_ollama: FakeOllama) -> None:
     from ostream.cli import main
-    from tests.test_environment import environment, err
+    from tests.inproc import environment, err
 
     env = environment(fake_ollama.url, stdin=b"", stdin_tty=True)
     assert main(["generate", "-m", "m", "--image", "-", "x"], env=env) == 2

@@ -11,13 +11,21 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from ostream.testing import FakeOllama, Reply, Send, Stall, Wait, ndjson
-from tests.proc import LEAVE, closed_port, drain_pty, env_for, read_until, run, spawn
+from tests.proc import (
+    LEAVE,
+    closed_port,
+    drain_pty,
+    env_for,
+    hosts,
+    read_until,
+    run,
+    spawn,
+)
 
 GB = 1_000_000_000
 DIGEST = "sha256:6a0746a1ec1aef3e7ec53868f220ff6e389f6f8ef87a01d77c96807de94ca2aa"
@@ -50,16 +58,6 @@ def gated(*steps: tuple[threading.Event | None, dict[str, Any]]) -> Reply:
             events.append(Wait(gate, 60))
         events.append(Send(ndjson(status)))
     return Reply(events=events)
-
-
-@pytest.fixture
-def servers() -> Iterator[list[FakeOllama]]:
-    with FakeOllama() as a, FakeOllama() as b:
-        yield [a, b]
-
-
-def hosts(*urls: str) -> list[str]:
-    return [arg for url in urls for arg in ("--host", url)]
 
 
 def label(url: str) -> str:

@@ -15,9 +15,8 @@ import pytest
 from ostream.cli import main
 from ostream.terminal import visible_bytes
 from ostream.testing import Drop, FakeOllama, Reply, Send, error_reply, text_reply
-from tests.inproc import invoke
+from tests.inproc import environment, err, invoke, out
 from tests.proc import drain_pty, env_for, run
-from tests.test_environment import environment, err, out
 
 # --- the body sent as given, the response copied, in-process -------------------------------
 
