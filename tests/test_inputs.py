@@ -7,8 +7,6 @@ import io
 import os
 import resource
 import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -138,13 +136,8 @@ def test_dev_zero_on_stdin_is_refused_at_the_default_limit_in_bounded_memory(
     fake_ollama: FakeOllama,
 ) -> None:
     with open("/dev/zero", "rb") as zero:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ostream", "generate", "-m", "m", "hi"],
-            stdin=zero,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env_for(fake_ollama.url),
-            preexec_fn=limit_memory,
+        proc = spawn(
+            ["generate", "-m", "m", "hi"], fake_ollama.url, stdin=zero, preexec_fn=limit_memory
         )
         out, err = proc.communicate(timeout=120)
     assert (proc.returncode, out) == (2, b"")
