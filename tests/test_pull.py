@@ -9,7 +9,6 @@ import os
 import pty
 import signal
 import subprocess
-import sys
 import threading
 from typing import Any
 
@@ -173,9 +172,9 @@ def test_progress_bars_move_on_a_terminal(servers: list[FakeOllama]) -> None:
     )
     b.script(failing_mid_pull(), "/api/pull")
     master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ostream", "pull", "m", *hosts(a.url, b.url)],
-        stdin=subprocess.DEVNULL,
+    proc = spawn(
+        ["pull", "m", *hosts(a.url, b.url)],
+        a.url,
         stdout=subprocess.DEVNULL,
         stderr=slave,
         env=env_for(a.url, COLUMNS="100"),
@@ -203,9 +202,9 @@ def test_progress_bars_move_on_a_terminal(servers: list[FakeOllama]) -> None:
 def test_ctrl_c_under_the_bars_gives_the_cursor_back(fake_ollama: FakeOllama) -> None:
     fake_ollama.script(Reply(events=[Send(ndjson(layer(GB))), Stall(60)]), "/api/pull")
     master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ostream", "pull", "m"],
-        stdin=subprocess.DEVNULL,
+    proc = spawn(
+        ["pull", "m"],
+        fake_ollama.url,
         stdout=subprocess.DEVNULL,
         stderr=slave,
         env=env_for(fake_ollama.url, COLUMNS="100"),
