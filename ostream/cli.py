@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ostream import __version__, fleet_cli
+from ostream import __version__, fleet_cli, request
 from ostream.arguments import argument_text
 from ostream.batch import command as batch_command
 from ostream.click_adapter import OstreamGroup
@@ -44,7 +44,7 @@ from ostream.params import (
 )
 
 if TYPE_CHECKING:
-    from ostream.presets import Preset
+    pass
 
 
 def _exit_status_epilog() -> str:
@@ -106,87 +106,6 @@ def _run(ctx: typer.Context, action: Action) -> None:
         raise typer.Exit(int(code))
 
 
-def _target(env: Environment, host: str | None, timeout: str | None, retries: str) -> Any:
-    from ostream.client import api_key
-    from ostream.host import HostError, resolve
-    from ostream.options import parse_retries, parse_timeout
-    from ostream.run import Target
-
-    try:
-        base = resolve(host, env.environ)
-    except HostError as exc:
-        raise UsageError(str(exc)) from None
-    seconds = parse_timeout(timeout) if timeout is not None else None
-    return Target(base, api_key(env.environ), seconds, parse_retries(retries))
-
-
-def _common_body(
-    env: Environment,
-    model: str | None,
-    options: list[str] | None,
-    fmt: str | None,
-    think: str | None,
-    keep_alive: str | None,
-    preset: Preset | None = None,
-) -> dict[str, Any]:
-    from ostream import options as parse
-
-    name = model or (preset and preset.settings.get("model")) or env.environ.get("OSTREAM_MODEL")
-    if not name:
-        raise UsageError("no model: pass -m NAME or set OSTREAM_MODEL")
-    body: dict[str, Any] = {"model": argument_text(name, "the model name"), "stream": True}
-    if options:
-        body["options"] = parse.parse_options(
-            [argument_text(o, f"-o {o.partition('=')[0]}") for o in options]
-        )
-    if fmt is not None:
-        body["format"] = parse.parse_format(
-            fmt if fmt.startswith("@") else argument_text(fmt, "--format")
-        )
-    if think is not None:
-        body["think"] = parse.parse_think(think)
-    if keep_alive is not None:
-        body["keep_alive"] = parse.parse_keep_alive(keep_alive)
-    if preset is not None:
-        preset.apply_defaults(body, tools=False)
-    return body
-
-
-def _prompt(env: Environment, words: list[str] | None, *, use_stdin: bool = True) -> str | None:
-    from ostream.inputs import stdin_text
-    from ostream.prompt import assemble
-
-    piped = stdin_text(env.piped_stdin) if use_stdin else None
-    return assemble(piped, [argument_text(word, "a word of the prompt") for word in words or []])
-
-
-def _load_preset(env: Environment, name: str | None, var: list[str] | None) -> Preset | None:
-    """The preset -p names (None without -p; presets.py is imported only then)."""
-    if name is None:
-        if var:
-            raise UsageError("--var gives a value to a preset's {{NAME}}: it needs -p PRESET")
-        return None
-    from ostream.presets import load_preset
-
-    return load_preset(argument_text(name, "-p"), env.environ)
-
-
-def _preset_turn(
-    env: Environment,
-    preset: Preset,
-    words: list[str] | None,
-    var: list[str] | None,
-    use_stdin: bool,
-) -> tuple[str | None, str | None]:
-    """(system prompt, prompt) as the preset makes them from stdin, the words and --var."""
-    from ostream.inputs import stdin_text
-    from ostream.presets import parse_vars
-
-    piped = stdin_text(env.piped_stdin) if use_stdin else None
-    spoken = [argument_text(word, "a word of the prompt") for word in words or []]
-    return preset.turn(piped, spoken, parse_vars([argument_text(v, "--var") for v in var or []]))
-
-
 def _dry_run(writer: Writer, target: Any, path: str, body: Any, method: str = "POST") -> None:
     from ostream.client import Client
     from ostream.dryrun import show_request
@@ -229,17 +148,17 @@ def generate(
         from ostream.inputs import read_images
         from ostream.run import stream_answer
 
-        _check_resume(resume, jsonl)
-        target = _target(env, host, timeout, retries)
-        found = _load_preset(env, preset, var)
-        body = _common_body(env, model, option, format, think, keep_alive, found)
+        request.check_resume(resume, jsonl)
+        target = request.target(env, host, timeout, retries)
+        found = request.load_preset(env, preset, var)
+        body = request.common_body(env, model, option, format, think, keep_alive, found)
         images = [str(p) for p in image or []]
         use_stdin = "-" not in images  # else stdin is an image
         preset_system = None
         if found is None:
-            text = _prompt(env, prompt, use_stdin=use_stdin)
+            text = request.prompt(env, prompt, use_stdin=use_stdin)
         else:
-            preset_system, text = _preset_turn(env, found, prompt, var, use_stdin)
+            preset_system, text = request.preset_turn(env, found, prompt, var, use_stdin)
         if text is None:
             raise UsageError("no prompt: give PROMPT words or pipe text on stdin")
         body["prompt"] = text
@@ -248,7 +167,7 @@ def generate(
         elif preset_system is not None:
             body["system"] = preset_system
         if images:
-            body["images"] = read_images(images, env.piped_stdin)
+            body["images"] = read_images(images, env.piped_stdin, env.environ)
         from ostream.destination import answer_writer
 
         with answer_writer(
@@ -356,66 +275,59 @@ def chat(
             raise UsageError("-i needs a terminal on stdin and stdout")
         if interactive and jsonl:
             raise UsageError("-i shows text: --jsonl cannot be used with it")
-        _check_resume(resume, jsonl)
+        request.check_resume(resume, jsonl)
         if history_name is not None and messages is not None:
             raise UsageError("--history and --messages cannot be used together")
         if continue_last and (history_name is not None or messages is not None):
             raise UsageError("-c continues the last chat: not with --history or --messages")
         history = lastchat.to_continue(env.environ) if continue_last else None
-        history = history or _history_path(history_name)
+        history = history or request.history_path(history_name)
         images = [str(p) for p in image or []]
         if "-" in images and messages == "-":
             raise UsageError("--image - and --messages - cannot both read stdin")
-        target = _target(env, host, timeout, retries)
-        found = _load_preset(env, preset, var)
-        body = _common_body(env, model, option, format, think, keep_alive, found)
-        conversation = load_conversation(messages, history, env.piped_stdin)
+        target = request.target(env, host, timeout, retries)
+        found = request.load_preset(env, preset, var)
+        body = request.common_body(env, model, option, format, think, keep_alive, found)
+        conversation = load_conversation(messages, history, env.piped_stdin, env.environ)
         use_stdin = messages != "-" and "-" not in images
         preset_system = None
         if found is None:
-            text = _prompt(env, message, use_stdin=use_stdin)
+            text = request.prompt(env, message, use_stdin=use_stdin)
         else:
-            preset_system, text = _preset_turn(env, found, message, var, use_stdin)
+            preset_system, text = request.preset_turn(env, found, message, var, use_stdin)
+        if interactive:
+            if output is not None or extract or extract_last or dry_run:
+                raise UsageError("-i: --output, -x, --extract-last and --dry-run are for one turn")
+        elif text is None and not conversation:
+            raise UsageError("nothing to send: the conversation is empty and no MESSAGE given")
+        elif text is None and messages is None:
+            raise UsageError("no message: give MESSAGE words or pipe text on stdin")
+        turn = user_turn(text, read_images(images, env.piped_stdin, env.environ) if images else [])
+        if not interactive:
+            prefix = []
+            if system is not None:
+                prefix = [{"role": "system", "content": argument_text(system, "-s")}]
+            elif preset_system is not None:  # sent, never stored: as -s
+                prefix = [{"role": "system", "content": preset_system}]
+            body["messages"] = prefix + conversation + turn
+        if tools is not None:
+            body["tools"] = load_tools(str(tools), env.environ)
+        if found is not None:
+            found.apply_defaults(body, tools=True)
         if interactive:
             from ostream.interactive import Settings, interact
 
-            if output is not None or extract or extract_last or dry_run:
-                raise UsageError("-i: --output, -x, --extract-last and --dry-run are for one turn")
-            if tools is not None:
-                body["tools"] = load_tools(str(tools))
-            if found is not None:
-                found.apply_defaults(body, tools=True)
-            interact(
-                env,
-                writer,
-                Settings(
-                    target,
-                    body,
-                    argument_text(system, "-s") if system is not None else preset_system,
-                    show_thinking=not hide_thinking,
-                    verbose=verbose,
-                    resume=resume,
-                ),
-                conversation,
-                history,
-                user_turn(text, read_images(images, env.piped_stdin) if images else []),
+            system_prompt = argument_text(system, "-s") if system is not None else preset_system
+            settings = Settings(
+                target,
+                body,
+                system_prompt,
+                show_thinking=not hide_thinking,
+                verbose=verbose,
+                resume=resume,
             )
+            interact(env, writer, settings, conversation, history, turn)
             return
-        if text is None and not conversation:
-            raise UsageError("nothing to send: the conversation is empty and no MESSAGE given")
-        if text is None and messages is None:
-            raise UsageError("no message: give MESSAGE words or pipe text on stdin")
-        turn = user_turn(text, read_images(images, env.piped_stdin) if images else [])
-        prefix = []
-        if system is not None:
-            prefix = [{"role": "system", "content": argument_text(system, "-s")}]
-        elif preset_system is not None:  # sent, never stored: as -s
-            prefix = [{"role": "system", "content": preset_system}]
-        body["messages"] = prefix + conversation + turn
-        if tools is not None:
-            body["tools"] = load_tools(str(tools))
-        if found is not None:
-            found.apply_defaults(body, tools=True)
         from ostream.destination import answer_writer
 
         with answer_writer(
@@ -445,23 +357,6 @@ def chat(
             lastchat.keep(env.environ, [*conversation, *turn, reply.message()])
 
     _run(ctx, action)
-
-
-def _check_resume(resume: bool, jsonl: bool) -> None:
-    if resume and jsonl:
-        raise UsageError("--resume continues text: it cannot be used with --jsonl")
-
-
-def _history_path(name: str | None) -> Path | None:
-    """--history's file; `-` and the empty name are refused rather than taken literally."""
-    if name == "":
-        raise UsageError("--history: the file name is empty")
-    if name == "-":
-        raise UsageError(
-            "--history takes a file that is read and then appended to, not - (stdin);"
-            " for a conversation on stdin use --messages -, for a file named - write ./-"
-        )
-    return Path(name) if name is not None else None
 
 
 @app.command()
@@ -500,11 +395,11 @@ def raw(
         from ostream.raw import request_body
         from ostream.run import raw_request
 
-        target = _target(env, host, timeout, retries)
+        target = request.target(env, host, timeout, retries)
         if data is not None and data != "-" and not data.startswith("@"):
-            body = request_body(argument_text(data, "-d"), env.piped_stdin)
+            body = request_body(argument_text(data, "-d"), env.piped_stdin, env.environ)
         else:
-            body = request_body(data, env.piped_stdin)
+            body = request_body(data, env.piped_stdin, env.environ)
         verb = (method or ("POST" if body is not None else "GET")).upper()
         if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", verb):
             raise UsageError(f"-X: {method!r} is not an HTTP method")

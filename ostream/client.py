@@ -6,7 +6,6 @@ requests is imported on first use, so `--help` and `--version` never pay for it.
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import re
 import socket
@@ -15,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from ostream import __version__
+from ostream import __version__, netreason
 from ostream.errors import ConnectError, ProtocolError, Timeout, UsageError
 
 if TYPE_CHECKING:
@@ -75,7 +74,7 @@ class Response:
             ) from None
         except HTTPError as exc:
             raise ProtocolError(
-                f"the connection to {self.url} broke mid-stream: {_reason(exc)}"
+                f"the connection to {self.url} broke mid-stream: {netreason.reason(exc)}"
             ) from None
 
     def _pieces(self) -> Iterator[bytes]:
@@ -230,13 +229,13 @@ class Client:
             ) from None
         except requests.exceptions.SSLError as exc:
             raise self._connect_error(
-                "TLS failure connecting to", _reason(exc), url, retry=False
+                "TLS failure connecting to", netreason.reason(exc), url, retry=False
             ) from None
         except requests.exceptions.ConnectionError as exc:
-            if _is_refused_or_unreachable(exc):
-                raise self._connect_error("cannot connect to", _reason(exc), url) from None
+            if netreason.is_refused_or_unreachable(exc):
+                raise self._connect_error("cannot connect to", netreason.reason(exc), url) from None
             raise ProtocolError(
-                f"{self.base_url} closed the connection without answering: {_reason(exc)}"
+                f"{self.base_url} closed the connection without answering: {netreason.reason(exc)}"
             ) from None
         except (requests.exceptions.InvalidHeader, UnicodeEncodeError):
             # Their messages quote the header: never let the key reach the screen.
@@ -247,7 +246,7 @@ class Client:
 
     def _via(self, url: str) -> str:
         """` through the proxy P (from VARIABLE)` when `url` goes through one, else ""."""
-        return _via(url) if self._session is not None and self._session.trust_env else ""
+        return netreason.via(url) if self._session is not None and self._session.trust_env else ""
 
     def _connect_error(
         self, what: str, reason: str, url: str, *, retry: bool = True
@@ -279,25 +278,6 @@ def _awaited(url: str, received: int) -> str:
     return "between tokens" if received else "for the first token"
 
 
-def _via(url: str) -> str:
-    """` through the proxy P (from VARIABLE)` when the environment sends `url` through a
-    proxy (NO_PROXY respected), else ""; a password in the proxy's URL is never shown."""
-    import os
-    from urllib.parse import urlsplit
-
-    from requests.utils import get_environ_proxies, select_proxy
-
-    proxy = select_proxy(url, get_environ_proxies(url))
-    if not proxy:
-        return ""
-    parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
-    shown = f"{parts.scheme}://{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
-    scheme = urlsplit(url).scheme
-    names = [n for s in (scheme, "all") for n in (f"{s}_proxy", f"{s.upper()}_PROXY")]
-    source = next((n for n in names if os.environ.get(n) == proxy), None)
-    return f" through the proxy {shown}" + (f" (from {source})" if source else "")
-
-
 def api_key(environ: Mapping[str, str]) -> str | None:
     """OLLAMA_API_KEY trimmed as Ollama trims its variables (spaces, then quotes); None
     when unset or blank."""
@@ -327,54 +307,3 @@ def _is_loopback(base_url: str) -> bool:
         return ipaddress.ip_address(host.split("%")[0]).is_loopback
     except ValueError:
         return False
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    while todo:
-        current = todo.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        todo.extend(a for a in current.args if isinstance(a, BaseException))
-        for linked in (current.__cause__, current.__context__, getattr(current, "reason", None)):
-            if isinstance(linked, BaseException):
-                todo.append(linked)
-
-
-def _is_refused_or_unreachable(exc: BaseException) -> bool:
-    from urllib3.exceptions import NameResolutionError, NewConnectionError
-
-    return any(
-        isinstance(
-            c, (NewConnectionError, NameResolutionError, socket.gaierror, ConnectionRefusedError)
-        )
-        for c in _causes(exc)
-    )
-
-
-def _reason(exc: BaseException) -> str:
-    """A short human reason from the depths of a requests/urllib3 exception chain."""
-    import ssl
-
-    for cause in _causes(exc):
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return f"certificate verify failed: {cause.verify_message}"
-        if isinstance(cause, ssl.SSLError) and cause.reason:
-            return cause.reason.lower().replace("_", " ")
-        if isinstance(cause, socket.gaierror):
-            return "unknown host"
-        if isinstance(cause, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(cause, OSError) and cause.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-            return "network unreachable"
-        if isinstance(cause, ConnectionResetError):
-            return "connection reset by the server"
-    text = str(exc)
-    if "NameResolutionError" in text or "Name or service not known" in text:
-        return "unknown host"
-    if "IncompleteRead" in text or "Connection broken" in text or "ended prematurely" in text:
-        return "connection closed by the server"
-    return text.split(": ", 1)[-1][:200]

@@ -4,7 +4,7 @@ output), or a JSON array; errors name the file, the line and the field."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -96,16 +96,20 @@ def _undecodable_field(value: Any, path: str) -> str | None:
     return None
 
 
-def load_conversation(messages: str | None, history: Path | None, stdin: Any) -> list[Any]:
+def load_conversation(
+    messages: str | None, history: Path | None, stdin: Any, environ: Mapping[str, str]
+) -> list[Any]:
     """The conversation sent before the new message: --messages FILE|-, or --history."""
     from ostream.history import read_history
 
     if messages == "-":
-        return parse_messages(piped_bytes(stdin, "--messages", "conversation"), "--messages -")
+        return parse_messages(
+            piped_bytes(stdin, "--messages", "conversation", environ), "--messages -"
+        )
     if messages is not None:
-        return parse_messages(file_bytes(messages, "--messages"), f"--messages {messages}")
+        return parse_messages(file_bytes(messages, "--messages", environ), f"--messages {messages}")
     if history is not None:
-        return read_history(history)
+        return read_history(history, environ)
     return []
 
 

@@ -16,6 +16,7 @@ import fcntl
 import os
 import stat
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from ostream.jsontext import raw_decode, scrub
 from ostream.ndjson import compact
 
 
-def read_history(path: Path) -> list[dict[str, Any]]:
+def read_history(path: Path, environ: Mapping[str, str]) -> list[dict[str, Any]]:
     """The messages of a --history file; a missing file is an empty conversation."""
     real = os.path.realpath(path)
     directory = os.path.dirname(real)
@@ -54,7 +55,7 @@ def read_history(path: Path) -> list[dict[str, Any]]:
         raise UsageError(f"--history: cannot create files in {directory}")
     if status is None:
         return []
-    data = complete_lines(file_bytes(str(path), "--history"))
+    data = complete_lines(file_bytes(str(path), "--history", environ))
     return parse_messages(data, f"--history {path}", array=False)
 
 

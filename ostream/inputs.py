@@ -9,7 +9,6 @@ refused (exit 2) after reading at most one byte past it.
 from __future__ import annotations
 
 import base64
-import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -22,7 +21,7 @@ PIECE = 1 << 16
 UTF8_BOM = b"\xef\xbb\xbf"  # dropped from the start of text: never sent, never refused
 
 
-def limit(environ: Mapping[str, str] = os.environ) -> int:
+def limit(environ: Mapping[str, str]) -> int:
     """The most bytes one input may hold."""
     value = environ.get("OSTREAM_MAX_INPUT", "").strip()
     if not value:
@@ -32,9 +31,10 @@ def limit(environ: Mapping[str, str] = os.environ) -> int:
     return int(value) << 20
 
 
-def read_all(read: Callable[[int], bytes], what: str) -> bytes:
-    """Everything `read` gives until it returns b"", refused once it exceeds the limit."""
-    most = limit()
+def read_all(read: Callable[[int], bytes], what: str, environ: Mapping[str, str]) -> bytes:
+    """Everything `read` gives until it returns b"", refused once it exceeds the limit
+    (OSTREAM_MAX_INPUT in `environ`)."""
+    most = limit(environ)
     pieces: list[bytes] = []
     total = 0
     while piece := read(min(PIECE, most + 1 - total)):
@@ -47,7 +47,7 @@ def read_all(read: Callable[[int], bytes], what: str) -> bytes:
     return b"".join(pieces)
 
 
-def stdin_bytes(stdin: Any) -> bytes | None:
+def stdin_bytes(stdin: Any, environ: Mapping[str, str]) -> bytes | None:
     """All of stdin when it is not a terminal; None when it is a terminal or closed."""
     if stdin is None:
         return None
@@ -56,25 +56,25 @@ def stdin_bytes(stdin: Any) -> bytes | None:
             return None
         binary = getattr(stdin, "buffer", stdin)
         # read1: one read(2) for what is not buffered yet, never a wait for a full piece.
-        return read_all(getattr(binary, "read1", binary.read), "stdin")
+        return read_all(getattr(binary, "read1", binary.read), "stdin", environ)
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read stdin: {exc}") from None
 
 
-def piped_bytes(stdin: Any, option: str, what: str) -> bytes:
+def piped_bytes(stdin: Any, option: str, what: str, environ: Mapping[str, str]) -> bytes:
     """stdin for an option given `-` (`-d -`, `--messages -`): it must be piped."""
     if stdin is None or stdin.isatty():
         raise UsageError(f"{option} -: stdin is a terminal or closed; pipe the {what} in")
-    return stdin_bytes(stdin) or b""
+    return stdin_bytes(stdin, environ) or b""
 
 
-def file_bytes(path: str, what: str) -> bytes:
+def file_bytes(path: str, what: str, environ: Mapping[str, str]) -> bytes:
     """The contents of the file `path` names, given for the option `what`."""
     if not path:
         raise UsageError(f"{what}: no file name")
     try:
         with open(path, "rb", buffering=0) as handle:
-            return read_all(handle.read, f"{what}: {path}")
+            return read_all(handle.read, f"{what}: {path}", environ)
     except OSError as exc:
         raise UsageError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
 
@@ -94,18 +94,18 @@ def without_bom(data: bytes) -> bytes:
     return data.removeprefix(UTF8_BOM)
 
 
-def stdin_text(stdin: Any) -> str | None:
+def stdin_text(stdin: Any, environ: Mapping[str, str]) -> str | None:
     """stdin as UTF-8 text (a BOM dropped) when it is not a terminal; None when it is,
     or when nothing came."""
-    data = stdin_bytes(stdin)
+    data = stdin_bytes(stdin, environ)
     return text(data, "stdin") or None if data else None
 
 
-def load_json(value: str, what: str) -> Any:
+def load_json(value: str, what: str, environ: Mapping[str, str]) -> Any:
     """Inline JSON, or `@path` to a file holding it."""
     if value.startswith("@"):
         where = f"{what} {value[1:]}"
-        source = text(file_bytes(value[1:], what), where)
+        source = text(file_bytes(value[1:], what, environ), where)
     elif undecodable(value):
         raise UsageError(f"{what}: not valid UTF-8")
     else:
@@ -116,21 +116,23 @@ def load_json(value: str, what: str) -> Any:
         raise invalid_json(where, exc) from None
 
 
-def load_tools(path: str) -> list[Any]:
-    tools = load_json(path if path.startswith("@") else "@" + path, "--tools")
+def load_tools(path: str, environ: Mapping[str, str]) -> list[Any]:
+    tools = load_json(path if path.startswith("@") else "@" + path, "--tools", environ)
     if not isinstance(tools, list):
         raise UsageError("--tools: the file must hold a JSON array of tool schemas")
     return tools
 
 
-def read_images(paths: list[str], stdin: Any = None) -> list[str]:
+def read_images(paths: list[str], stdin: Any, environ: Mapping[str, str]) -> list[str]:
     """The images, base64; a path of `-` is the image piped on `stdin` (once only)."""
     if paths.count("-") > 1:
         raise UsageError("--image - can be given only once: stdin holds one image")
     images = []
     for path in paths:
         data = (
-            piped_bytes(stdin, "--image", "image") if path == "-" else file_bytes(path, "--image")
+            piped_bytes(stdin, "--image", "image", environ)
+            if path == "-"
+            else file_bytes(path, "--image", environ)
         )
         if not data:
             raise UsageError(f"--image: {'stdin' if path == '-' else path} is empty")

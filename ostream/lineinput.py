@@ -30,7 +30,8 @@ def history_file(environ: Mapping[str, str]) -> Path | None:
         return None
     state = environ.get("XDG_STATE_HOME", "")
     if not os.path.isabs(state):
-        state = os.path.join(os.path.expanduser("~"), ".local", "state")
+        home = environ.get("HOME") or os.path.expanduser("~")
+        state = os.path.join(home, ".local", "state")
     return Path(state) / "ostream" / "input_history"
 
 

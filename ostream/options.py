@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from ostream.errors import UsageError
@@ -82,13 +83,13 @@ def parse_retries(value: str) -> int:
     return int(text)
 
 
-def parse_format(value: str) -> Any:
+def parse_format(value: str, environ: Mapping[str, str]) -> Any:
     """`json`, or a JSON schema inline or as @file.json."""
     if value.strip() == "json":
         return "json"
     if not value.lstrip().startswith(("@", "{")):
         raise UsageError(f"--format takes json, a JSON schema or @file.json; not {value!r}")
-    schema = load_json(value, "--format")
+    schema = load_json(value, "--format", environ)
     if not isinstance(schema, dict):
         raise UsageError("--format takes json or a JSON schema object")
     return schema

@@ -137,7 +137,7 @@ def render(template: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(replace, template)
 
 
-def parse_vars(pairs: list[str]) -> dict[str, str]:
+def parse_vars(pairs: list[str], environ: Mapping[str, str]) -> dict[str, str]:
     """`--var NAME=VALUE` pairs; `NAME=@FILE` is the file's text (final newlines dropped)."""
     values: dict[str, str] = {}
     for pair in pairs:
@@ -145,7 +145,7 @@ def parse_vars(pairs: list[str]) -> dict[str, str]:
         if not sep or not _VAR_NAME.fullmatch(name):
             raise UsageError(f"--var takes NAME=VALUE or NAME=@FILE, not {pair!r}")
         if value.startswith("@"):
-            value = text(file_bytes(value[1:], f"--var {name}"), value[1:]).rstrip("\n")
+            value = text(file_bytes(value[1:], f"--var {name}", environ), value[1:]).rstrip("\n")
         values[name] = value
     return values
 
@@ -276,7 +276,7 @@ def load_preset(name: str, environ: Mapping[str, str]) -> Preset:
     """The preset `-p name` means, read and parsed."""
     path = find_preset(name, environ)
     where = f"preset {path}"
-    source = text(file_bytes(str(path), "-p"), where)
+    source = text(file_bytes(str(path), "-p", environ), where)
     shown = path.parent.name if path.name == "system.md" and not is_path(name) else name
     return parse_preset(source, shown, path)
 
@@ -315,7 +315,7 @@ def listing(environ: Mapping[str, str], *, jsonl: bool) -> Iterator[bytes]:
     for name, path in available(environ):
         row: dict[str, Any] = {"name": name, "path": str(path)}
         try:
-            preset = parse_preset(text(file_bytes(str(path), "-p"), str(path)), name, path)
+            preset = parse_preset(text(file_bytes(str(path), "-p", environ), str(path)), name, path)
         except UsageError as exc:
             row["error"] = exc.message
         else:
@@ -332,4 +332,5 @@ def listing(environ: Mapping[str, str], *, jsonl: bool) -> Iterator[bytes]:
 
 def shown(name: str, environ: Mapping[str, str]) -> bytes:
     """`ostream presets show NAME`: the file -p NAME would use, byte for byte."""
-    return file_bytes(str(find_preset(name, environ, "presets show")), "presets show")
+    path = find_preset(name, environ, "presets show")
+    return file_bytes(str(path), "presets show", environ)

@@ -3,7 +3,7 @@ copied to stdout byte for byte and judged only where it can be."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,17 +14,18 @@ from ostream.ndjson import LineFramer, error_text, json_object, parse_block
 from ostream.output import Writer
 
 
-def request_body(data: str | None, stdin: Any) -> bytes | None:
+def request_body(data: str | None, stdin: Any, environ: Mapping[str, str]) -> bytes | None:
     """raw's request body, checked to be UTF-8 JSON; None (a GET) when there is none."""
     body: bytes | None
     if data == "-":
-        body = without_bom(piped_bytes(stdin, "-d", "body"))
+        body = without_bom(piped_bytes(stdin, "-d", "body", environ))
         if not body:
             raise UsageError("-d -: stdin is empty")
     elif data is None:
-        body = without_bom(stdin_bytes(stdin) or b"") or None
+        body = without_bom(stdin_bytes(stdin, environ) or b"") or None
     elif data.startswith("@"):
-        body = without_bom(file_bytes(data[1:], "--data"))  # JSON may start with one (RFC 8259)
+        # A file's JSON may start with a byte order mark (RFC 8259).
+        body = without_bom(file_bytes(data[1:], "--data", environ))
     else:
         try:
             body = data.encode("utf-8")

@@ -122,8 +122,9 @@ def _think(session: Session, reader: LineReader, arg: str) -> None:
 def _save(session: Session, reader: LineReader, arg: str) -> None:
     from ostream.history import read_history, save_conversation
 
-    path = _file(arg, "/save")
-    read_history(path)  # the checks --history makes; a file that is no conversation is kept
+    path = _file(arg, "/save", session.env.environ)
+    # The checks --history makes; a file that is no conversation is kept.
+    read_history(path, session.env.environ)
     save_conversation(path, session.messages)
     session.path, session.unsaved = path, []
     session.say(f"ostream: {len(session.messages)} messages saved in {path}; turns go on there")
@@ -132,17 +133,20 @@ def _save(session: Session, reader: LineReader, arg: str) -> None:
 def _load(session: Session, reader: LineReader, arg: str) -> None:
     from ostream.history import read_history
 
-    path = _file(arg, "/load")
+    path = _file(arg, "/load", session.env.environ)
     if not path.exists():
         raise UsageError(f"/load: no file {path}")
-    session.messages = read_history(path)
+    session.messages = read_history(path, session.env.environ)
     session.path, session.cut, session.unsaved = path, None, []
     session.say(f"ostream: {len(session.messages)} messages from {path}; turns go on there")
 
 
-def _file(arg: str, command: str) -> Path:
+def _file(arg: str, command: str, environ: Mapping[str, str]) -> Path:
     if not arg:
         raise UsageError(f"{command} takes a FILE")
+    home = environ.get("HOME")
+    if home and (arg == "~" or arg.startswith("~/")):  # the session's HOME, as the shell's
+        return Path(home + arg[1:])
     return Path(os.path.expanduser(arg))
 
 

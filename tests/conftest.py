@@ -6,7 +6,14 @@ import os
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:  # imported by pytest_plugins below, where pytest can rewrite its asserts
+    from ostream.testing import FakeOllama
 
 _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:  # make `tests.proc` and friends importable under any import mode
@@ -29,3 +36,12 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@pytest.fixture
+def servers() -> Iterator[list[FakeOllama]]:
+    """Two fake Ollama servers, for commands across several hosts."""
+    from ostream.testing import FakeOllama
+
+    with FakeOllama() as a, FakeOllama() as b:
+        yield [a, b]

@@ -8,6 +8,7 @@ from typing import Any
 from typer.testing import CliRunner, Result
 
 from ostream.cli import app
+from ostream.environment import Environment
 from ostream.output import Streams, Writer
 from ostream.testing import FakeOllama
 
@@ -33,14 +34,29 @@ def make_writer(*, tty: bool = False, err_tty: bool = False, color: bool = False
     return Writer(Streams(Recorder(), Recorder(), tty, err_tty, color))
 
 
-def out(writer: Writer) -> bytes:
-    """All that `writer` wrote to stdout."""
-    return writer.streams.stdout.getvalue()  # type: ignore[attr-defined]
+def environment(url: str | None = None, stdin: bytes | None = None, **settings: Any) -> Environment:
+    """An Environment on memory buffers for `main(args, env=...)`; `url` is its OLLAMA_HOST
+    unless `environ` is given, `stdin` the bytes piped in (None: closed)."""
+    if url is not None:
+        settings.setdefault("environ", {"OLLAMA_HOST": url})
+    return Environment(
+        stdout=io.BytesIO(),
+        stderr=io.BytesIO(),
+        stdin=io.BytesIO(stdin) if stdin is not None else None,
+        **settings,
+    )
 
 
-def err(writer: Writer) -> bytes:
-    """All that `writer` wrote to stderr."""
-    return writer.streams.stderr.getvalue()  # type: ignore[attr-defined]
+def out(where: Writer | Streams) -> bytes:
+    """All that a Writer, or a command run in an Environment, wrote to stdout."""
+    streams = where.streams if isinstance(where, Writer) else where
+    return streams.stdout.getvalue()  # type: ignore[union-attr]
+
+
+def err(where: Writer | Streams) -> bytes:
+    """All that a Writer, or a command run in an Environment, wrote to stderr."""
+    streams = where.streams if isinstance(where, Writer) else where
+    return streams.stderr.getvalue()  # type: ignore[attr-defined]
 
 
 def invoke(

@@ -61,18 +61,22 @@ def run(
     stdout: Any = subprocess.PIPE,
     stderr: Any = subprocess.PIPE,
     close_fd: int | None = None,
+    preexec_fn: Callable[[], None] | None = None,
     timeout: float = 30,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run `python -m ostream args` to its end against the server at `url`.
 
     `input` is written to a stdin pipe (else stdin is `stdin`, /dev/null by default);
     stdout and stderr are pipes unless given (an fd, a file, or None to inherit);
-    `close_fd` is closed in the child before ostream starts (a closed stdin/stdout/stderr).
+    `close_fd` is closed in the child before ostream starts (a closed stdin/stdout/stderr),
+    and `preexec_fn` runs there too (a resource limit, a signal disposition).
     """
 
-    def close() -> None:
+    def prepare() -> None:
         if close_fd is not None:
             os.close(close_fd)
+        if preexec_fn is not None:
+            preexec_fn()
 
     return subprocess.run(
         [sys.executable, "-m", "ostream", *args],
@@ -81,7 +85,7 @@ def run(
         stdout=stdout,
         stderr=stderr,
         env=env if env is not None else env_for(url),
-        preexec_fn=close if close_fd is not None else None,
+        preexec_fn=prepare if close_fd is not None or preexec_fn is not None else None,
         timeout=timeout,
     )
 
@@ -125,6 +129,11 @@ def read_until(stream: IO[bytes], predicate: Callable[[bytes], bool], timeout: f
                 raise AssertionError(f"EOF while waiting; got {data!r}")
             data += chunk
     return data
+
+
+def hosts(*urls: str) -> list[str]:
+    """`--host URL` for each URL: the command-line arguments for a fleet."""
+    return [arg for url in urls for arg in ("--host", url)]
 
 
 def closed_port() -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ostream.testing import FakeOllama
-from tests.proc import env_for
+from tests.proc import env_for, run
 
 CAFE_UTF8 = "Café".encode()
 CAFE_LATIN1 = "Café".encode("latin-1")
@@ -44,13 +44,7 @@ def latin1_locale(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def ostream(
     url: str, args: list[str | bytes], **settings: str
 ) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "ostream", *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        env=env_for(url, **settings),
-        timeout=30,
-    )
+    return run(args, url, env=env_for(url, **settings))
 
 
 def test_utf8_words_under_a_latin1_locale_are_sent_as_written(

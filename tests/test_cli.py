@@ -333,7 +333,7 @@ def test_history_dash_is_refused_and_creates_no_file(
     fake_ollama: FakeOllama, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ostream.cli import main
-    from tests.test_environment import environment, err
+    from tests.inproc import environment, err
 
     monkeypatch.chdir(tmp_path)
     env = environment(fake_ollama.url)
@@ -345,7 +345,7 @@ def test_history_dash_is_refused_and_creates_no_file(
 
 def test_history_with_an_empty_name_says_so(fake_ollama: FakeOllama) -> None:
     from ostream.cli import main
-    from tests.test_environment import environment, err
+    from tests.inproc import environment, err
 
     env = environment(fake_ollama.url)
     assert main(["chat", "-m", "m", "--history", "", "hi"], env=env) == 2

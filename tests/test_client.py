@@ -245,8 +245,6 @@ def test_each_wait_for_a_retry_is_announced_to_the_callback(fake_ollama: FakeOll
 
 
 def test_a_refused_connection_retried_is_announced_with_its_cause() -> None:
-    from tests.test_messages import closed_port
-
     notices: list[tuple[str, float, int, int]] = []
     client = Client(
         f"http://127.0.0.1:{closed_port()}",

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import shlex
 import socket
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from ostream.testing import (
     json_reply,
     text_reply,
 )
-from tests.proc import env_for
+from tests.proc import env_for, run
 
 
 def complete(shell: str, words: str, **extra: str) -> str:
@@ -36,9 +34,7 @@ def complete(shell: str, words: str, **extra: str) -> str:
         env.update(_TYPER_COMPLETE_ARGS=words)
         if shell == "fish":
             env.update(_TYPER_COMPLETE_FISH_ACTION="get-args")
-    result = subprocess.run(
-        [sys.executable, "-m", "ostream"], capture_output=True, env=env, timeout=30
-    )
+    result = run([], "", env=env)
     assert result.returncode == 0, result.stderr
     return result.stdout.decode()
 
@@ -51,12 +47,7 @@ def test_commands_and_options_complete(shell: str) -> None:
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_show_completion_prints_a_script(shell: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "ostream", "--show-completion", shell],
-        capture_output=True,
-        env=env_for(""),
-        timeout=30,
-    )
+    result = run(["--show-completion", shell], "")
     assert result.returncode == 0
     assert b"_OSTREAM_COMPLETE" in result.stdout
 

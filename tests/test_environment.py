@@ -6,33 +6,15 @@ from __future__ import annotations
 
 import io
 import sys
-from typing import Any
 
 import pytest
 
 from ostream.cli import main
 from ostream.environment import Environment
 from ostream.testing import CONTROL_TEXT, ECHO_PREFIX, THINK_TEXT, FakeOllama, text_reply
+from tests.inproc import environment, err, out
 
 RED_ERROR = b"\x1b[1;31mostream: error:\x1b[0m "
-
-
-def environment(url: str, stdin: bytes | None = None, **settings: Any) -> Environment:
-    settings.setdefault("environ", {"OLLAMA_HOST": url})
-    return Environment(
-        stdout=io.BytesIO(),
-        stderr=io.BytesIO(),
-        stdin=io.BytesIO(stdin) if stdin is not None else None,
-        **settings,
-    )
-
-
-def out(env: Environment) -> bytes:
-    return env.stdout.getvalue()  # type: ignore[union-attr]
-
-
-def err(env: Environment) -> bytes:
-    return env.stderr.getvalue()  # type: ignore[attr-defined]
 
 
 @pytest.fixture(autouse=True)

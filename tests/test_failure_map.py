@@ -25,6 +25,7 @@ from ostream.errors import (
     classify,
 )
 from ostream.guard import report
+from tests.inproc import environment, err, out
 
 UNEXPECTED = "unexpected ValueError: boom (OSTREAM_DEBUG=1 shows a traceback)"
 NO_SPACE = OSError(errno.ENOSPC, "No space left on device")
@@ -90,7 +91,7 @@ def test_a_failure_ends_a_session_when_it_is_silent_or_stdout_is_gone(
 
 def test_under_ostream_debug_a_session_re_raises_every_failure() -> None:
     with pytest.raises(ServerError):
-        report(ServerError("boom"), environment_with({"OSTREAM_DEBUG": "1"}))
+        report(ServerError("boom"), environment(environ={"OSTREAM_DEBUG": "1"}))
 
 
 def test_an_os_error_inside_a_command_is_unexpected_not_an_output_error() -> None:
@@ -109,22 +110,6 @@ def test_every_exit_code_has_its_own_machine_name_and_wording() -> None:
 
 
 # --------------------------------------------------------------------------- the Click adapter
-
-
-def environment(**flags: bool) -> Environment:
-    return Environment(stdout=io.BytesIO(), stderr=io.BytesIO(), **flags)
-
-
-def environment_with(environ: dict[str, str]) -> Environment:
-    return Environment(stdout=io.BytesIO(), stderr=io.BytesIO(), environ=environ)
-
-
-def out(env: Environment) -> bytes:
-    return env.stdout.getvalue()  # type: ignore[union-attr]
-
-
-def err(env: Environment) -> bytes:
-    return env.stderr.getvalue()  # type: ignore[attr-defined]
 
 
 def test_an_unknown_option_is_one_usage_line_with_a_pointer_to_help() -> None:

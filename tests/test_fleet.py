@@ -4,7 +4,6 @@ host at once, a host's failure kept as its answer."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,12 +14,6 @@ from ostream.testing import FakeOllama, Reply, Send, Wait, go_json, json_reply, 
 from tests.proc import closed_port
 
 FAST = Connection(retries=0)
-
-
-@pytest.fixture
-def servers() -> Iterator[list[FakeOllama]]:
-    with FakeOllama() as a, FakeOllama() as b:
-        yield [a, b]
 
 
 def tags(*names: str) -> Reply:

@@ -3,11 +3,10 @@ interruptible while it is read, a leading UTF-8 BOM dropped."""
 
 from __future__ import annotations
 
+import io
 import os
 import resource
 import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,15 +14,17 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from ostream.cli import app
+from ostream.cli import app, main
+from ostream.environment import Environment
 from ostream.errors import UsageError
 from ostream.inputs import PIECE, limit, read_all
 from ostream.testing import FakeOllama
-from tests.proc import assert_quiet_stderr, env_for, spawn
+from tests.proc import assert_quiet_stderr, closed_port, env_for, spawn
 
 runner = CliRunner()
 BOM = b"\xef\xbb\xbf"
 TOO_LARGE = "is larger than 1 MiB (OSTREAM_MAX_INPUT raises the limit)"
+ONE_MIB = {"OSTREAM_MAX_INPUT": "1"}
 
 
 def invoke(server: FakeOllama, *args: str, input: bytes | None = None, **env: str) -> Any:
@@ -34,10 +35,7 @@ def invoke(server: FakeOllama, *args: str, input: bytes | None = None, **env: st
 # --- the reader ------------------------------------------------------------------------------
 
 
-def test_an_endless_input_is_refused_after_one_byte_past_the_limit(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("OSTREAM_MAX_INPUT", "1")
+def test_an_endless_input_is_refused_after_one_byte_past_the_limit() -> None:
     asked: list[int] = []
 
     def endless(size: int) -> bytes:
@@ -45,16 +43,15 @@ def test_an_endless_input_is_refused_after_one_byte_past_the_limit(
         return b"\0" * size
 
     with pytest.raises(UsageError) as info:
-        read_all(endless, "stdin")
+        read_all(endless, "stdin", ONE_MIB)
     assert info.value.message == f"stdin {TOO_LARGE}"
     assert sum(asked) == (1 << 20) + 1  # never more than the limit and one byte
     assert max(asked) <= PIECE
 
 
-def test_an_input_of_exactly_the_limit_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OSTREAM_MAX_INPUT", "1")
+def test_an_input_of_exactly_the_limit_is_taken() -> None:
     data = iter([b"x" * (1 << 20), b""])
-    assert len(read_all(lambda size: next(data)[:size] or b"", "stdin")) == PIECE
+    assert len(read_all(lambda size: next(data)[:size] or b"", "stdin", ONE_MIB)) == PIECE
 
 
 @pytest.mark.parametrize(("value", "mib"), [("", 64), ("1", 1), (" 2048 ", 2048)])
@@ -99,6 +96,20 @@ def test_a_file_over_the_limit_is_refused(
     assert fake_ollama.requests == []
 
 
+@pytest.mark.parametrize("args", [["generate", "-m", "m"], ["raw"]], ids=["prompt", "raw"])
+def test_the_limit_is_the_one_the_commands_environment_gives(args: list[str]) -> None:
+    """OSTREAM_MAX_INPUT is read from the Environment a command runs in, not os.environ."""
+    env = Environment(
+        stdout=io.BytesIO(),
+        stderr=io.BytesIO(),
+        stdin=io.BytesIO(b" " * ((1 << 20) + 1)),
+        environ={**ONE_MIB, "OLLAMA_HOST": f"http://127.0.0.1:{closed_port()}"},
+    )
+    assert main([*args, "--retries", "0"], env=env) == 2  # refused before connecting
+    said = env.stderr.getvalue()  # type: ignore[attr-defined]
+    assert said == f"ostream: error: stdin {TOO_LARGE}\n".encode()
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -125,13 +136,8 @@ def test_dev_zero_on_stdin_is_refused_at_the_default_limit_in_bounded_memory(
     fake_ollama: FakeOllama,
 ) -> None:
     with open("/dev/zero", "rb") as zero:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ostream", "generate", "-m", "m", "hi"],
-            stdin=zero,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env_for(fake_ollama.url),
-            preexec_fn=limit_memory,
+        proc = spawn(
+            ["generate", "-m", "m", "hi"], fake_ollama.url, stdin=zero, preexec_fn=limit_memory
         )
         out, err = proc.communicate(timeout=120)
     assert (proc.returncode, out) == (2, b"")

@@ -3,19 +3,12 @@ fit (ollama serve, http://, the proxy in the way, -d, ollama pull)."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from ostream.cli import main
 from ostream.testing import FakeOllama
-from tests.test_environment import environment, err
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.inproc import environment, err
+from tests.proc import closed_port
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +51,7 @@ def test_a_connect_failure_through_a_proxy_names_the_proxy_not_its_password(
 
 
 def test_a_proxy_is_not_named_where_it_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ostream.client import _via
+    from ostream.netreason import via as _via
 
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
     monkeypatch.setenv("NO_PROXY", "ollama.internal")

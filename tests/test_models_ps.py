@@ -3,7 +3,6 @@ only in a pipe, JSON lines with --jsonl, and the exit status a down host gives."
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Iterator
@@ -13,10 +12,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from ostream.cli import main
-from ostream.environment import Environment
 from ostream.tables import ago, human_size, parse_time, until
 from ostream.testing import FakeOllama, json_reply
-from tests.proc import closed_port, run
+from tests.inproc import environment, err, out
+from tests.proc import closed_port, hosts, run
 
 LONG_NAME = "hf.co/some-organisation/a-very-long-model-repository-name-GGUF:Q4_K_M"
 
@@ -30,14 +29,9 @@ class Ran:
 
 def ostream(*args: str, tty: bool = False, environ: dict[str, str] | None = None) -> Ran:
     """`ostream args` in-process; stdout a terminal 80 columns wide when `tty`."""
-    env = Environment(
-        stdout=io.BytesIO(),
-        stderr=io.BytesIO(),
-        stdout_tty=tty,
-        environ={"COLUMNS": "80", **(environ or {})},
-    )
+    env = environment(stdout_tty=tty, environ={"COLUMNS": "80", **(environ or {})})
     code = main(list(args), env=env)
-    return Ran(code, env.stdout.getvalue().decode(), env.stderr.getvalue().decode())  # type: ignore[union-attr]
+    return Ran(code, out(env).decode(), err(env).decode())
 
 
 @pytest.fixture
@@ -58,10 +52,6 @@ def fleet() -> Iterator[tuple[FakeOllama, FakeOllama, str]]:
         )
         b.script(json_reply({"models": []}), "/api/tags")
         yield a, b, f"http://127.0.0.1:{closed_port()}"
-
-
-def hosts(*urls: str) -> list[str]:
-    return [arg for url in urls for arg in ("--host", url)]
 
 
 def test_a_table_on_a_terminal_fits_80_columns_every_host_in_its_place(

@@ -110,15 +110,15 @@ def test_bad_keep_alive_is_a_usage_error(value: str) -> None:
 def test_format_json_inline_schema_and_file(tmp_path: Path) -> None:
     schema = '{"type":"object","properties":{"a":{"type":"string"}}}'
     (tmp_path / "s.json").write_text(schema)
-    assert parse_format("json") == "json"
-    assert parse_format(schema)["type"] == "object"
-    assert parse_format(f"@{tmp_path / 's.json'}")["properties"] == {"a": {"type": "string"}}
+    assert parse_format("json", {}) == "json"
+    assert parse_format(schema, {})["type"] == "object"
+    assert parse_format(f"@{tmp_path / 's.json'}", {})["properties"] == {"a": {"type": "string"}}
 
 
 @pytest.mark.parametrize("value", ["yaml", "{bad", "[1]", "@/nonexistent/schema.json", "@"])
 def test_bad_format_is_a_usage_error(value: str) -> None:
     with pytest.raises(UsageError):
-        parse_format(value)
+        parse_format(value, {})
 
 
 @pytest.mark.parametrize(
@@ -130,37 +130,37 @@ def test_bad_format_is_a_usage_error(value: str) -> None:
 )
 def test_bad_format_says_what_it_takes(value: str, message: str) -> None:
     with pytest.raises(UsageError) as info:
-        parse_format(value)
+        parse_format(value, {})
     assert info.value.message == message
 
 
 def test_empty_image_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "empty.png").write_bytes(b"")
     with pytest.raises(UsageError) as info:
-        read_images([str(tmp_path / "empty.png")])
+        read_images([str(tmp_path / "empty.png")], None, {})
     assert info.value.message == f"--image: {tmp_path / 'empty.png'} is empty"
 
 
 def test_images_are_base64(tmp_path: Path) -> None:
     data = bytes(range(256))
     (tmp_path / "a.png").write_bytes(data)
-    assert read_images([str(tmp_path / "a.png")]) == [base64.b64encode(data).decode()]
+    assert read_images([str(tmp_path / "a.png")], None, {}) == [base64.b64encode(data).decode()]
 
 
 def test_unreadable_image_is_a_usage_error_naming_it() -> None:
     with pytest.raises(UsageError) as info:
-        read_images(["/nonexistent/cat.png"])
+        read_images(["/nonexistent/cat.png"], None, {})
     assert "/nonexistent/cat.png" in info.value.message
 
 
 def test_tools_file_must_be_a_json_array(tmp_path: Path) -> None:
     good = tmp_path / "tools.json"
     good.write_text('[{"type":"function","function":{"name":"f"}}]')
-    assert load_tools(str(good))[0]["function"]["name"] == "f"
+    assert load_tools(str(good), {})[0]["function"]["name"] == "f"
     bad = tmp_path / "bad.json"
     bad.write_text('{"type":"function"}')
     with pytest.raises(UsageError):
-        load_tools(str(bad))
+        load_tools(str(bad), {})
 
 
 # --- only strict JSON is sent; numbers JSON cannot hold are refused ------------------------
@@ -242,7 +242,7 @@ def test_image_dash_reads_the_image_from_stdin_and_stdin_is_not_the_prompt(
     fake_ollama: FakeOllama,
 ) -> None:
     from ostream.cli import main
-    from tests.test_environment import environment
+    from tests.inproc import environment
 
     png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
     env = environment(fake_ollama.url, stdin=png)
@@ -259,7 +259,7 @@ def test_image_dash_reads_the_image_from_stdin_and_stdin_is_not_the_prompt(
 
 def test_image_dash_twice_or_with_messages_dash_is_a_usage_error(fake_ollama: FakeOllama) -> None:
     from ostream.cli import main
-    from tests.test_environment import environment, err
+    from tests.inproc import environment, err
 
     env = environment(fake_ollama.url, stdin=b"img")
     assert main(["generate", "-m", "m", "--image", "-", "--image", "-", "x"], env=env) == 2
@@ -272,7 +272,7 @@ def test_image_dash_twice_or_with_messages_dash_is_a_usage_error(fake_ollama: Fa
 
 def test_image_dash_needs_a_piped_stdin(fake_ollama: FakeOllama) -> None:
     from ostream.cli import main
-    from tests.test_environment import environment, err
+    from tests.inproc import environment, err
 
     env = environment(fake_ollama.url, stdin=b"", stdin_tty=True)
     assert main(["generate", "-m", "m", "--image", "-", "x"], env=env) == 2

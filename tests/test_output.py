@@ -238,15 +238,7 @@ def test_a_write_failing_after_the_first_flush_is_one_line_and_exit_1(
     SIGXFSZ): the direct writes fail as the buffered first one would."""
     args = ["generate", "-m", "burst", "-o", "fake_tokens=100000", "hi"]
     with open(tmp_path / "out", "wb") as out:
-        result = subprocess.run(
-            [sys.executable, "-m", "ostream", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.PIPE,
-            env=env_for(fake_ollama.url),
-            preexec_fn=_limit_file_size,
-            timeout=60,
-        )
+        result = run(args, fake_ollama.url, stdout=out, preexec_fn=_limit_file_size, timeout=60)
     assert result.returncode == 1
     assert result.stderr == b"ostream: error: cannot write to stdout: File too large\n"
     assert (tmp_path / "out").read_bytes().startswith(b"tok tok ")

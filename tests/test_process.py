@@ -7,7 +7,6 @@ import json
 import os
 import pty
 import subprocess
-import sys
 import threading
 
 import pytest
@@ -176,9 +175,9 @@ def test_an_error_on_a_dumb_terminal_has_no_escape_sequences(
     fake_ollama: FakeOllama, term: str, escapes: bool
 ) -> None:
     primary, secondary = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ostream", "generate", "-m", "missing", "hi"],
-        stdin=subprocess.DEVNULL,
+    proc = spawn(
+        ["generate", "-m", "missing", "hi"],
+        fake_ollama.url,
         stdout=subprocess.DEVNULL,
         stderr=secondary,
         env=env_for(fake_ollama.url, TERM=term),

@@ -42,21 +42,21 @@ def test_no_prompt_is_none() -> None:
 
 
 def test_stdin_is_read_when_not_a_terminal() -> None:
-    assert stdin_text(FakeStdin("héllo\n".encode())) == "héllo\n"
+    assert stdin_text(FakeStdin("héllo\n".encode()), {}) == "héllo\n"
 
 
 def test_terminal_stdin_is_not_read() -> None:
-    assert stdin_text(FakeStdin(b"typed", tty=True)) is None
+    assert stdin_text(FakeStdin(b"typed", tty=True), {}) is None
 
 
 def test_empty_or_missing_stdin_is_none() -> None:
-    assert stdin_text(FakeStdin(b"")) is None
-    assert stdin_text(None) is None
+    assert stdin_text(FakeStdin(b""), {}) is None
+    assert stdin_text(None, {}) is None
 
 
 def test_stdin_that_is_not_utf8_is_a_usage_error_saying_so() -> None:
     with pytest.raises(UsageError) as info:
-        stdin_text(FakeStdin(b"caf\xe9\n"))
+        stdin_text(FakeStdin(b"caf\xe9\n"), {})
     assert "UTF-8" in info.value.message
     assert info.value.code == 2
 

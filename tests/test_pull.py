@@ -9,15 +9,22 @@ import os
 import pty
 import signal
 import subprocess
-import sys
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from ostream.testing import FakeOllama, Reply, Send, Stall, Wait, ndjson
-from tests.proc import LEAVE, closed_port, drain_pty, env_for, read_until, run, spawn
+from tests.proc import (
+    LEAVE,
+    closed_port,
+    drain_pty,
+    env_for,
+    hosts,
+    read_until,
+    run,
+    spawn,
+)
 
 GB = 1_000_000_000
 DIGEST = "sha256:6a0746a1ec1aef3e7ec53868f220ff6e389f6f8ef87a01d77c96807de94ca2aa"
@@ -50,16 +57,6 @@ def gated(*steps: tuple[threading.Event | None, dict[str, Any]]) -> Reply:
             events.append(Wait(gate, 60))
         events.append(Send(ndjson(status)))
     return Reply(events=events)
-
-
-@pytest.fixture
-def servers() -> Iterator[list[FakeOllama]]:
-    with FakeOllama() as a, FakeOllama() as b:
-        yield [a, b]
-
-
-def hosts(*urls: str) -> list[str]:
-    return [arg for url in urls for arg in ("--host", url)]
 
 
 def label(url: str) -> str:
@@ -175,9 +172,9 @@ def test_progress_bars_move_on_a_terminal(servers: list[FakeOllama]) -> None:
     )
     b.script(failing_mid_pull(), "/api/pull")
     master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ostream", "pull", "m", *hosts(a.url, b.url)],
-        stdin=subprocess.DEVNULL,
+    proc = spawn(
+        ["pull", "m", *hosts(a.url, b.url)],
+        a.url,
         stdout=subprocess.DEVNULL,
         stderr=slave,
         env=env_for(a.url, COLUMNS="100"),
@@ -205,9 +202,9 @@ def test_progress_bars_move_on_a_terminal(servers: list[FakeOllama]) -> None:
 def test_ctrl_c_under_the_bars_gives_the_cursor_back(fake_ollama: FakeOllama) -> None:
     fake_ollama.script(Reply(events=[Send(ndjson(layer(GB))), Stall(60)]), "/api/pull")
     master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ostream", "pull", "m"],
-        stdin=subprocess.DEVNULL,
+    proc = spawn(
+        ["pull", "m"],
+        fake_ollama.url,
         stdout=subprocess.DEVNULL,
         stderr=slave,
         env=env_for(fake_ollama.url, COLUMNS="100"),

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import pty
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,9 +13,8 @@ import pytest
 from ostream.cli import main
 from ostream.terminal import visible_bytes
 from ostream.testing import Drop, FakeOllama, Reply, Send, error_reply, text_reply
-from tests.inproc import invoke
-from tests.proc import drain_pty, env_for, run
-from tests.test_environment import environment, err, out
+from tests.inproc import environment, err, invoke, out
+from tests.proc import drain_pty, run, spawn
 
 # --- the body sent as given, the response copied, in-process -------------------------------
 
@@ -231,13 +228,7 @@ def test_crlf_line_ends_stay_and_a_lone_cr_is_shown() -> None:
 def test_a_text_body_on_a_real_terminal_is_shown_safely(fake_ollama: FakeOllama) -> None:
     fake_ollama.script(text_reply(500, ESCAPES), path="/api/tags")
     master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ostream", "raw", "/api/tags"],
-        stdin=subprocess.DEVNULL,
-        stdout=slave,
-        stderr=subprocess.PIPE,
-        env=env_for(fake_ollama.url),
-    )
+    proc = spawn(["raw", "/api/tags"], fake_ollama.url, stdout=slave)
     os.close(slave)
     shown = drain_pty(master)
     assert proc.wait(timeout=30) == 1
