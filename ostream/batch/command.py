@@ -74,7 +74,9 @@ def _defaults(
         ),
         format=None
         if fmt is None
-        else parse.parse_format(fmt if fmt.startswith("@") else argument_text(fmt, "--format")),
+        else parse.parse_format(
+            fmt if fmt.startswith("@") else argument_text(fmt, "--format"), env.environ
+        ),
         think=parse.parse_think(think) if think is not None else None,
         keep_alive=parse.parse_keep_alive(keep_alive) if keep_alive is not None else None,
     )
