@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ostream.environment import Environment
-from ostream.errors import ExitCode, OstreamError, OutputError, Stop, UsageError
+from ostream.errors import ExitCode, Failed, OutputError, Stop, UsageError, combine
 from ostream.fleet_cli import Hosts
 from ostream.guard import Action
 from ostream.output import Writer
@@ -42,14 +42,6 @@ class Settings:
     parallel: Sequence[str]
     retries: int
     quiet: bool
-
-
-class NoHost(OstreamError):
-    """No host could be reached: nothing was run."""
-
-    def __init__(self, message: str, code: ExitCode) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def _defaults(
@@ -161,12 +153,8 @@ def _reach(env: Environment, hosts: list[Host], connection: Connection, quiet: b
         models = frozenset(model_key(m.name) for m in answer.items)
         on = {model_key(m.name) for m in running.items} & models
         states.append(HostState(answer.host, 1, models, on))
-    if not states:
-        failure = tags[0].failure
-        assert failure is not None
-        if len(hosts) == 1:
-            raise NoHost(failure.message or failure.kind, failure.code)
-        raise NoHost(f"none of the {len(hosts)} hosts could be reached", ExitCode.CONNECT)
+    if not states:  # nothing was run
+        raise Failed(combine([a.failure for a in tags if a.failure is not None], len(hosts)))
     return states
 
 
