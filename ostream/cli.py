@@ -107,17 +107,11 @@ def _run(ctx: typer.Context, action: Action) -> None:
 
 
 def _target(env: Environment, host: str | None, timeout: str | None, retries: str) -> Any:
-    from ostream.client import api_key
-    from ostream.host import HostError, resolve
-    from ostream.options import parse_retries, parse_timeout
+    from ostream.connection import Host, connection
+    from ostream.host import resolve
     from ostream.run import Target
 
-    try:
-        base = resolve(host, env.environ)
-    except HostError as exc:
-        raise UsageError(str(exc)) from None
-    seconds = parse_timeout(timeout) if timeout is not None else None
-    return Target(base, api_key(env.environ), seconds, parse_retries(retries))
+    return Target(Host(resolve(host, env.environ)), connection(env, timeout, retries))
 
 
 def _common_body(
@@ -191,7 +185,7 @@ def _dry_run(writer: Writer, target: Any, path: str, body: Any, method: str = "P
     from ostream.client import Client
     from ostream.dryrun import show_request
 
-    show_request(writer, method, Client(target.base_url).url(path), body)
+    show_request(writer, method, Client(target.host.url).url(path), body)
 
 
 @app.command()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ostream.environment import Environment
-from ostream.errors import Failed, Failure, UsageError, combine
+from ostream.errors import Failed, Failure, combine
 from ostream.guard import Action
 from ostream.output import Writer, write_error
 from ostream.params import Retries, TimeoutSeconds
@@ -43,22 +43,6 @@ PullJsonl = Annotated[
         "--jsonl", help='Every status line the servers send, each with its "host", on stdout.'
     ),
 ]
-
-
-def _fleet(
-    env: Environment, hosts: Sequence[str] | None, timeout: str | None, retries: str
-) -> tuple[list[Host], Connection]:
-    from ostream.client import api_key
-    from ostream.fleet import Connection, parse_hosts
-    from ostream.host import HostError
-    from ostream.options import parse_retries, parse_timeout
-
-    try:
-        fleet = parse_hosts(hosts, env.environ)
-    except HostError as exc:
-        raise UsageError(str(exc)) from None
-    seconds = parse_timeout(timeout) if timeout is not None else None
-    return fleet, Connection(api_key(env.environ), seconds, parse_retries(retries))
 
 
 def _about(host: Host, failure: Failure) -> str:
@@ -170,8 +154,10 @@ def _listing(run: Run, read: str, table: str) -> Callable[..., None]:
     ) -> None:
         def action(env: Environment, writer: Writer) -> None:
             from ostream import fleet, tables
+            from ostream.connection import connection as connect
+            from ostream.fleet import parse_hosts
 
-            hosts, connection = _fleet(env, host, timeout, retries)
+            hosts, connection = parse_hosts(host, env.environ), connect(env, timeout, retries)
             answers = getattr(fleet, read)(hosts, connection)
             _show(env, writer, answers, getattr(tables, table), jsonl)
 
@@ -218,7 +204,10 @@ def register(app: typer.Typer, run: Run) -> None:
         """
 
         def action(env: Environment, writer: Writer) -> None:
-            hosts, connection = _fleet(env, host, timeout, retries)
+            from ostream.connection import connection as connect
+            from ostream.fleet import parse_hosts
+
+            hosts, connection = parse_hosts(host, env.environ), connect(env, timeout, retries)
             _pull(env, writer, hosts, connection, model, jsonl)
 
         run(ctx, action)

@@ -262,10 +262,11 @@ def test_jsonl_and_no_terminal_are_usage_errors(fake_ollama: FakeOllama) -> None
 
 
 def test_completion_of_commands_and_model_names(fake_ollama: FakeOllama) -> None:
+    from ostream.connection import Host
     from ostream.lineinput import SlashCompleter
     from ostream.run import Target
 
-    completer = SlashCompleter(Target(fake_ollama.url))
+    completer = SlashCompleter(Target(Host(fake_ollama.url)))
 
     def offered(text: str) -> list[str]:
         return [c.text for c in completer.get_completions(Document(text), None)]  # type: ignore[arg-type]

@@ -167,6 +167,7 @@ def run_batch(
 ) -> None:
     """The whole run: open --output, read the hosts, dispatch, write, summarise."""
     import contextlib
+    import dataclasses
 
     from ostream.batch.jobs import JobReader
     from ostream.batch.order import Reorder
@@ -174,7 +175,6 @@ def run_batch(
     from ostream.batch.scheduler import Scheduler
     from ostream.batch.shard import parse_shard
     from ostream.batch.writer import ResultWriter, open_output
-    from ostream.client import Client
     from ostream.output import write_stderr
 
     shard = parse_shard(settings.shard) if settings.shard is not None else None
@@ -203,12 +203,8 @@ def run_batch(
                 state.slots = slots[state.host.url]
             out = _Output(Reorder(ordered=not settings.unordered), sink, settings.output)
 
-            def client(host: Host) -> Client:
-                return Client(
-                    host.url, api_key=connection.api_key, timeout=connection.timeout, retries=0
-                )
-
-            scheduler = Scheduler(states, client, out.emit, retries=settings.retries)
+            once = dataclasses.replace(connection, retries=0)  # the scheduler retries elsewhere
+            scheduler = Scheduler(states, once.client, out.emit, retries=settings.retries)
             reader = JobReader(
                 source, text=settings.text, defaults=defaults, done=done, shard=shard
             )
@@ -373,9 +369,10 @@ def register(app: typer.Typer, run: Run) -> None:
         """
 
         def action(env: Environment, writer: Writer) -> None:
-            from ostream.fleet_cli import _fleet
+            from ostream.connection import connection as connect
+            from ostream.fleet import parse_hosts
 
-            hosts, connection = _fleet(env, host, timeout, retries)
+            hosts, connection = parse_hosts(host, env.environ), connect(env, timeout, retries)
             settings = Settings(
                 input, text, output, unordered, shard, parallel or [], connection.retries, quiet
             )
