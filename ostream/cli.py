@@ -110,7 +110,7 @@ def _dry_run(writer: Writer, target: Any, path: str, body: Any, method: str = "P
     from ostream.client import Client
     from ostream.dryrun import show_request
 
-    show_request(writer, method, Client(target.base_url).url(path), body)
+    show_request(writer, method, Client(target.host.url).url(path), body)
 
 
 @app.command()

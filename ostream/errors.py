@@ -10,6 +10,7 @@ line, an interactive chat turn) read the same `Failure`.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -161,6 +162,8 @@ class Failure:
 
 def classify(exc: BaseException) -> Failure:
     """The one failure map: any exception → exit code, message, stdout silenced or not."""
+    if isinstance(exc, Failed):
+        return exc.failure
     if isinstance(exc, OstreamError):
         return Failure(
             exc.code,
@@ -179,3 +182,40 @@ def classify(exc: BaseException) -> Failure:
         f"unexpected {type(exc).__name__}: {exc} (OSTREAM_DEBUG=1 shows a traceback)",
         kind="internal_error",
     )
+
+
+class Failed(OstreamError):
+    """A Failure already decided (a host's, or `combine`'s), raised to end the command
+    with exactly that: `classify` gives it back unchanged."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message or failure.kind)
+        self.failure = failure
+        self.code = failure.code
+        self.kind = failure.kind
+
+
+def combine(
+    failures: Sequence[Failure], hosts: int, *, every_host_must_succeed: bool = False
+) -> Failure:
+    """The one Failure a command across `hosts` servers ends with, `failures` (at least
+    one) being those of the hosts that failed.
+
+    One host: its own Failure, as generate would report it. Several: a listing
+    (models, ps, batch's first look) ends 3 when no host answered, else 1; with
+    `every_host_must_succeed` (pull) it ends 3 when a host could not be reached, else 1.
+    """
+    if not failures:
+        raise ValueError("combine: no failure to combine")
+    if hosts == 1:
+        return failures[0]
+    if every_host_must_succeed:
+        unreachable = sum(f.code == ExitCode.CONNECT for f in failures)
+        if unreachable:
+            return Failure(ExitCode.CONNECT, f"{unreachable} of {hosts} hosts could not be reached")
+        return Failure(
+            ExitCode.SERVER_ERROR, f"the pull failed on {len(failures)} of {hosts} hosts"
+        )
+    if len(failures) >= hosts:
+        return Failure(ExitCode.CONNECT, "no host answered")
+    return Failure(ExitCode.SERVER_ERROR, f"{len(failures)} of {hosts} hosts did not answer")

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from ostream.client import Client
+from ostream.connection import Connection as Connection  # re-exported: fleet.Connection
+from ostream.connection import Host as Host
 from ostream.errors import Failure, ProtocolError, classify
 from ostream.host import base_url, resolve
 
@@ -26,30 +28,6 @@ ANSWER_LIMIT = 64 << 20  # a /api/tags answer of thousands of models is still fa
 # A Tab must not hang: seconds to connect and for each wait for data, and for the whole answer.
 TAB_WAIT = 0.5
 TAB_TOTAL = 1.0
-
-
-@dataclass(frozen=True)
-class Host:
-    """One server of the fleet. Per-host settings (batch's --parallel) will go here."""
-
-    url: str  # the base URL, as host.base_url makes it
-
-    @property
-    def label(self) -> str:
-        """The URL without "http://", for tables."""
-        return self.url.removeprefix("http://")
-
-
-@dataclass(frozen=True)
-class Connection:
-    """How every host is talked to: what --timeout, --retries and OLLAMA_API_KEY say."""
-
-    api_key: str | None = None
-    timeout: float | None = None
-    retries: int = 2
-
-    def client(self, host: Host) -> Client:
-        return Client(host.url, api_key=self.api_key, timeout=self.timeout, retries=self.retries)
 
 
 @dataclass(frozen=True)
@@ -94,7 +72,7 @@ class Answer(Generic[T]):
 def parse_hosts(values: Sequence[str] | None, environ: Mapping[str, str]) -> list[Host]:
     """The hosts to work across: every --host given, else the comma-separated
     OSTREAM_HOSTS, else OLLAMA_HOST, else the default; each as host.resolve reads it,
-    duplicates (after normalising) dropped, order kept. Raises host.HostError."""
+    duplicates (after normalising) dropped, order kept. Raises host.HostError (a UsageError)."""
     if values:
         urls = [resolve(value, environ) for value in values]
     elif environ.get("OSTREAM_HOSTS", "").strip():

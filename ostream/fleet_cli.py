@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ostream.environment import Environment
-from ostream.errors import ExitCode, Failure, OstreamError, UsageError
+from ostream.errors import Failed, Failure, combine
 from ostream.guard import Action
 from ostream.output import Writer, write_error
 from ostream.params import Retries, TimeoutSeconds
@@ -43,30 +43,6 @@ PullJsonl = Annotated[
         "--jsonl", help='Every status line the servers send, each with its "host", on stdout.'
     ),
 ]
-
-
-class FleetError(OstreamError):
-    """Some hosts failed: the exit code is chosen by what happened to them."""
-
-    def __init__(self, message: str, code: ExitCode) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _fleet(
-    env: Environment, hosts: Sequence[str] | None, timeout: str | None, retries: str
-) -> tuple[list[Host], Connection]:
-    from ostream.client import api_key
-    from ostream.fleet import Connection, parse_hosts
-    from ostream.host import HostError
-    from ostream.options import parse_retries, parse_timeout
-
-    try:
-        fleet = parse_hosts(hosts, env.environ)
-    except HostError as exc:
-        raise UsageError(str(exc)) from None
-    seconds = parse_timeout(timeout) if timeout is not None else None
-    return fleet, Connection(api_key(env.environ), seconds, parse_retries(retries))
 
 
 def _about(host: Host, failure: Failure) -> str:
@@ -102,7 +78,7 @@ def _show(
 
     failed = [(a.host, a.failure) for a in answers if a.failure is not None]
     if len(answers) == 1 and failed:
-        raise FleetError(failed[0][1].message or "", failed[0][1].code)
+        raise Failed(combine([failed[0][1]], 1))
     on_terminal = env.stdout_tty and not jsonl
     if jsonl:
         for answer in answers:
@@ -118,9 +94,7 @@ def _show(
     if not on_terminal:
         for host, failure in failed:
             write_error(env, _about(host, failure))
-    if len(failed) == len(answers):
-        raise FleetError("no host answered", failed[0][1].code)
-    raise FleetError(f"{len(failed)} of {len(answers)} hosts did not answer", ExitCode.SERVER_ERROR)
+    raise Failed(combine([failure for _, failure in failed], len(answers)))
 
 
 def _pull(
@@ -164,15 +138,8 @@ def _pull(
     for message in later:
         write_error(env, message)
     failed = [p.failure for p in results if p.failure is not None]
-    if not failed:
-        return
-    unreachable = sum(f.code == ExitCode.CONNECT for f in failed)
-    code = ExitCode.CONNECT if unreachable else ExitCode.SERVER_ERROR
-    if len(hosts) == 1:
-        raise FleetError(failed[0].message or "", code)
-    if unreachable:
-        raise FleetError(f"{unreachable} of {len(hosts)} hosts could not be reached", code)
-    raise FleetError(f"the pull failed on {len(failed)} of {len(hosts)} hosts", code)
+    if failed:
+        raise Failed(combine(failed, len(hosts), every_host_must_succeed=True))
 
 
 def _listing(run: Run, read: str, table: str) -> Callable[..., None]:
@@ -187,8 +154,10 @@ def _listing(run: Run, read: str, table: str) -> Callable[..., None]:
     ) -> None:
         def action(env: Environment, writer: Writer) -> None:
             from ostream import fleet, tables
+            from ostream.connection import connection as connect
+            from ostream.fleet import parse_hosts
 
-            hosts, connection = _fleet(env, host, timeout, retries)
+            hosts, connection = parse_hosts(host, env.environ), connect(env, timeout, retries)
             answers = getattr(fleet, read)(hosts, connection)
             _show(env, writer, answers, getattr(tables, table), jsonl)
 
@@ -235,7 +204,10 @@ def register(app: typer.Typer, run: Run) -> None:
         """
 
         def action(env: Environment, writer: Writer) -> None:
-            hosts, connection = _fleet(env, host, timeout, retries)
+            from ostream.connection import connection as connect
+            from ostream.fleet import parse_hosts
+
+            hosts, connection = parse_hosts(host, env.environ), connect(env, timeout, retries)
             _pull(env, writer, hosts, connection, model, jsonl)
 
         run(ctx, action)

@@ -27,36 +27,39 @@ from ostream.jsontext import raw_decode, scrub
 from ostream.ndjson import compact
 
 
-def read_history(path: Path, environ: Mapping[str, str]) -> list[dict[str, Any]]:
-    """The messages of a --history file; a missing file is an empty conversation."""
+def read_history(
+    path: Path, environ: Mapping[str, str], what: str = "--history"
+) -> list[dict[str, Any]]:
+    """The messages of a --history file; a missing file is an empty conversation.
+    `what` names the option or command in the messages (/save, /load)."""
     real = os.path.realpath(path)
     directory = os.path.dirname(real)
     try:
         dir_status = os.stat(directory)
     except OSError:
-        raise UsageError(f"--history: no directory {directory}") from None
+        raise UsageError(f"{what}: no directory {directory}") from None
     try:
         status: os.stat_result | None = os.stat(real)
     except FileNotFoundError:
         status = None
     except OSError as exc:
-        raise UsageError(f"--history: cannot read {path}: {exc.strerror or exc}") from None
+        raise UsageError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
     if status is not None:
         if not stat.S_ISREG(status.st_mode):  # /dev/null, a FIFO: not replaced
-            raise UsageError(f"--history: {path} is not a regular file")
+            raise UsageError(f"{what}: {path} is not a regular file")
         if not os.access(real, os.W_OK):
-            raise UsageError(f"--history: {path} is not writable")
+            raise UsageError(f"{what}: {path} is not writable")
         if not replaceable(status, dir_status, os.geteuid()):
             raise UsageError(
-                f"--history: {path} belongs to another user in the sticky directory"
+                f"{what}: {path} belongs to another user in the sticky directory"
                 f" {directory}, so it cannot be replaced"
             )
     if not os.access(directory, os.W_OK | os.X_OK):
-        raise UsageError(f"--history: cannot create files in {directory}")
+        raise UsageError(f"{what}: cannot create files in {directory}")
     if status is None:
         return []
-    data = complete_lines(file_bytes(str(path), "--history", environ))
-    return parse_messages(data, f"--history {path}", array=False)
+    data = complete_lines(file_bytes(str(path), what, environ))
+    return parse_messages(data, f"{what} {path}", array=False)
 
 
 def replaceable(file: os.stat_result, directory: os.stat_result, euid: int) -> bool:
@@ -93,9 +96,9 @@ def save_turn(
     _store(path, messages, replacing=replacing or [])
 
 
-def save_conversation(path: Path, messages: list[dict[str, Any]]) -> None:
+def save_conversation(path: Path, messages: list[dict[str, Any]], what: str = "/save") -> None:
     """Make the history file hold `messages`, and only them (`chat -i`'s /save)."""
-    _store(path, messages, whole=True)
+    _store(path, messages, whole=True, what=what)
 
 
 def _lines(messages: list[dict[str, Any]]) -> bytes:
@@ -109,13 +112,14 @@ def _store(
     *,
     replacing: list[dict[str, Any]] | None = None,
     whole: bool = False,
+    what: str = "--history",
 ) -> None:
     real = Path(os.path.realpath(path))  # through a symlink: update the file it names
     new = _lines(messages)
     try:
         fd, created = _open_locked(real)
     except OSError as exc:
-        raise _save_error(path, exc) from None
+        raise _save_error(path, exc, what) from None
     try:
         old = _read_fd(fd)
         kept = b"" if whole else complete_lines(old)
@@ -132,7 +136,7 @@ def _store(
         if created and not os.fstat(fd).st_size:
             with contextlib.suppress(OSError):
                 real.unlink()
-        raise _save_error(path, exc) from None
+        raise _save_error(path, exc, what) from None
     finally:
         os.close(fd)
 
@@ -147,10 +151,11 @@ def replace_conversation(path: Path, messages: list[dict[str, Any]]) -> None:
         os.close(fd)
 
 
-def _save_error(path: Path, exc: OSError) -> OstreamError:
+def _save_error(path: Path, exc: OSError, what: str) -> OstreamError:
     """One clean line, exit 1: no errno, no temporary file names."""
     reason = exc.strerror or str(exc)
-    return OstreamError(f"--history: cannot save the turn in {path}: {reason}")
+    saved = "the turn" if what == "--history" else "the conversation"
+    return OstreamError(f"{what}: cannot save {saved} in {path}: {reason}")
 
 
 def _open_locked(real: Path) -> tuple[int, bool]:

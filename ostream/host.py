@@ -10,6 +10,8 @@ import ipaddress
 import re
 from collections.abc import Mapping
 
+from ostream.errors import UsageError
+
 DEFAULT_URL = "http://127.0.0.1:11434"
 
 _PORTS = {"http": "80", "https": "443"}
@@ -18,8 +20,9 @@ _ZONE = re.compile(r"[A-Za-z0-9_.-]+")
 _PATH = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")  # RFC 3986 pchar and "/"
 
 
-class HostError(ValueError):
-    """The value cannot be turned into a URL (message says why, names the value)."""
+class HostError(UsageError, ValueError):
+    """The value cannot be turned into a URL (message says why, names the value): a
+    usage error wherever it is raised."""
 
 
 def base_url(value: str | None) -> str:

@@ -151,6 +151,8 @@ class Session:
             if cut is not None:
                 self.cut = Cut(cut, partial + reply.message()["content"])
             if isinstance(exc, KeyboardInterrupt):
+                if _ends_a_line(reply, self.settings.show_thinking):
+                    self.writer.text("\n")  # the echoed ^C gets a line of its own
                 raise Interrupted from None
             report(exc, self.env, _with_model_hint)
             return None
@@ -176,6 +178,15 @@ class Session:
 def _with_model_hint(failure: Failure) -> str:
     hint = "; or switch with /model NAME" if failure.code == ExitCode.MODEL_NOT_FOUND else ""
     return f"{failure.message}{hint}"
+
+
+def _ends_a_line(reply: Reply, thinking_shown: bool) -> bool:
+    """Whether what `reply` showed ended its line, or nothing was shown (Ctrl-C while
+    waiting for the first token): the terminal's ^C then starts a line nobody ends,
+    where after text the newline that ends the cut answer ends it too."""
+    message = reply.message()
+    shown = message["content"] or (message.get("thinking", "") if thinking_shown else "")
+    return not shown or shown.endswith("\n")
 
 
 def _joined(partial: str, reply: Reply, old: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -58,11 +58,13 @@ class SlashCompleter(Completer):
 
     def models(self) -> list[str]:
         if self._models is None:
-            from ostream.fleet import TAB_TOTAL, TAB_WAIT, Connection, Host, model_names
+            from dataclasses import replace
 
-            connection = Connection(self._target.api_key, timeout=TAB_WAIT, retries=0)
+            from ostream.fleet import TAB_TOTAL, TAB_WAIT, model_names
+
+            connection = replace(self._target.connection, timeout=TAB_WAIT, retries=0)
             try:
-                host = Host(self._target.base_url)
+                host = self._target.host
                 self._models = [name for name, _ in model_names(host, connection, within=TAB_TOTAL)]
             except Exception:  # a Tab never prints an error
                 self._models = []

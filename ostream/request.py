@@ -16,17 +16,11 @@ if TYPE_CHECKING:
 
 
 def target(env: Environment, host: str | None, timeout: str | None, retries: str) -> Target:
-    from ostream.client import api_key
-    from ostream.host import HostError, resolve
-    from ostream.options import parse_retries, parse_timeout
+    from ostream.connection import Host, connection
+    from ostream.host import resolve
     from ostream.run import Target
 
-    try:
-        base = resolve(host, env.environ)
-    except HostError as exc:
-        raise UsageError(str(exc)) from None
-    seconds = parse_timeout(timeout) if timeout is not None else None
-    return Target(base, api_key(env.environ), seconds, parse_retries(retries))
+    return Target(Host(resolve(host, env.environ)), connection(env, timeout, retries))
 
 
 def common_body(

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ostream.client import Client, Response, RetryNotice
+from ostream.connection import Connection, Host
 from ostream.errors import ProtocolError, ServerError, UsageError
 from ostream.ndjson import compact_line, json_object
 from ostream.output import Writer, format_stats
@@ -21,12 +22,12 @@ from ostream.stream import ENDED_EARLY, Kind, Reply, Streamer
 ERROR_HEAD = 1 << 16
 
 
-@dataclass
+@dataclass(frozen=True)
 class Target:
-    base_url: str
-    api_key: str | None = None
-    timeout: float | None = None
-    retries: int = 2
+    """The one server generate, chat and raw talk to, and how."""
+
+    host: Host
+    connection: Connection = field(default_factory=Connection)
 
     def client(self, writer: Writer | None = None) -> Client:
         """The client; with a `writer` whose stderr is a terminal, waits for a retry
@@ -39,13 +40,7 @@ class Target:
             def notice(why: str, wait: float, attempt: int, retries: int) -> None:
                 info(f"ostream: {why}, retrying in {wait:g} s ({attempt}/{retries})\n")
 
-        return Client(
-            self.base_url,
-            api_key=self.api_key,
-            timeout=self.timeout,
-            retries=self.retries,
-            on_retry=notice,
-        )
+        return self.connection.client(self.host, notice)
 
 
 def stream_answer(
@@ -65,7 +60,7 @@ def stream_answer(
 
     `reply`: filled as the answer arrives, so the caller keeps what came of an answer
     that failed. `resume`: a stream that breaks after text was written is continued
-    (ostream.resume), at most `target.retries` times.
+    (ostream.resume), at most `target.connection.retries` times.
     """
     reply = reply if reply is not None else Reply()
     client = target.client(writer)
@@ -94,7 +89,7 @@ def stream_answer(
                     raise
                 from ostream.resume import resume_cut
 
-                resume_cut(exc, ask, kind, body, reply, writer, target.retries)
+                resume_cut(exc, ask, kind, body, reply, writer, target.connection.retries)
     except BrokenPipeError:
         raise
     except Exception:

@@ -28,17 +28,19 @@ Command = Callable[["Session", "LineReader", str], "str | None"]
 HELP: dict[str, str] = {
     "/help": "this list",
     "/bye": "end the session (or Ctrl-D on an empty line)",
-    "/clear": "start an empty conversation (the --history file is left as it is)",
-    "/model NAME": "the model for the next turns (Tab completes the server's models)",
+    "/clear": "an empty conversation (the --history file is left as it is)",
+    "/model NAME": "the model for the next turns (Tab: the server's models)",
     "/system TEXT": "the system prompt (/system alone removes it)",
     "/set KEY=VALUE": "a model option, as -o (/set alone lists them)",
     "/think LEVEL": "true, false, low, medium, high or max",
-    "/save FILE": "write the conversation to FILE (the --history format); turns go on there",
+    "/save FILE": "write the conversation to FILE (as --history); turns go on there",
+    "/save! FILE": "the same, also over a FILE that holds another conversation",
     "/load FILE": "continue the conversation in FILE; turns go on there",
-    "/retry": "ask the last message again (its new reply replaces the old one)",
-    "/continue": "go on with a reply cut by Ctrl-C, a broken stream, or its length limit",
+    "/retry": "ask the last message again (the new reply replaces the old)",
+    "/continue": "go on with a reply cut by Ctrl-C, a broken stream or its length limit",
     "/edit": "write the message in $EDITOR (then Enter sends it)",
 }
+WIDTH = 80  # the help fits a terminal of 80 columns
 KEYS = (
     "Enter sends; Alt-Enter or Esc Enter starts a new line; a paste arrives whole.",
     "Ctrl-C stops a reply (the message comes back) or clears the line.",
@@ -62,8 +64,20 @@ def run_command(session: Session, reader: LineReader, line: str) -> str | None:
 
 
 def _help(session: Session, reader: LineReader, arg: str) -> None:
+    import textwrap
+
     width = max(map(len, HELP))
-    rows = [f"  {usage:<{width}}  {what}" for usage, what in HELP.items()]
+    rows = [
+        textwrap.fill(
+            what,
+            WIDTH - 1,  # a full last column makes some terminals wrap early
+            initial_indent=f"  {usage:<{width}}  ",
+            subsequent_indent=" " * (width + 4),
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        for usage, what in HELP.items()
+    ]
     session.say("\n".join([*rows, *KEYS]))
 
 
@@ -119,15 +133,25 @@ def _think(session: Session, reader: LineReader, arg: str) -> None:
     session.say(f"ostream: think {'(the model decides)' if think is None else think}")
 
 
-def _save(session: Session, reader: LineReader, arg: str) -> None:
+def _save(session: Session, reader: LineReader, arg: str, replace: bool = False) -> None:
+    """/save FILE keeps a FILE that holds messages of another conversation than this
+    session's own file; /save! FILE replaces it."""
     from ostream.history import read_history, save_conversation
 
-    path = _file(arg, "/save", session.env.environ)
+    command = "/save!" if replace else "/save"
+    path = _file(arg, command, session.env.environ)
     # The checks --history makes; a file that is no conversation is kept.
-    read_history(path, session.env.environ)
+    held = read_history(path, session.env.environ, command)
+    ours = session.path is not None and os.path.realpath(session.path) == os.path.realpath(path)
+    if held and not ours and not replace:
+        raise UsageError(f"/save: {path} exists; /save! {arg} to replace it")
     save_conversation(path, session.messages)
     session.path, session.unsaved = path, []
     session.say(f"ostream: {len(session.messages)} messages saved in {path}; turns go on there")
+
+
+def _save_replacing(session: Session, reader: LineReader, arg: str) -> None:
+    _save(session, reader, arg, replace=True)
 
 
 def _load(session: Session, reader: LineReader, arg: str) -> None:
@@ -136,7 +160,7 @@ def _load(session: Session, reader: LineReader, arg: str) -> None:
     path = _file(arg, "/load", session.env.environ)
     if not path.exists():
         raise UsageError(f"/load: no file {path}")
-    session.messages = read_history(path, session.env.environ)
+    session.messages = read_history(path, session.env.environ, "/load")
     session.path, session.cut, session.unsaved = path, None, []
     session.say(f"ostream: {len(session.messages)} messages from {path}; turns go on there")
 
@@ -201,6 +225,7 @@ _COMMANDS: dict[str, Command] = {
     "/set": _set,
     "/think": _think,
     "/save": _save,
+    "/save!": _save_replacing,
     "/load": _load,
     "/retry": _retry,
     "/continue": _continue,
@@ -210,4 +235,10 @@ _COMMANDS: dict[str, Command] = {
 
 def complete_args(command: str) -> Any:
     """Which kind of argument `command` takes, for completion: models, think, file, None."""
-    return {"/model": "models", "/think": "think", "/save": "file", "/load": "file"}.get(command)
+    return {
+        "/model": "models",
+        "/think": "think",
+        "/save": "file",
+        "/save!": "file",
+        "/load": "file",
+    }.get(command)

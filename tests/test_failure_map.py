@@ -13,6 +13,7 @@ from ostream.environment import Environment
 from ostream.errors import (
     ConnectError,
     ExitCode,
+    Failed,
     Failure,
     ModelNotFound,
     OstreamError,
@@ -23,6 +24,7 @@ from ostream.errors import (
     Timeout,
     UsageError,
     classify,
+    combine,
 )
 from ostream.guard import report
 from tests.inproc import environment, err, out
@@ -191,3 +193,49 @@ def test_a_closed_pipe_silences_stdout_and_a_usage_error_does_not() -> None:
     env = Recording(stdout=io.BytesIO(), stderr=io.BytesIO())
     assert main(["generate", "--zzz"], env=env) == 2
     assert not env.silenced
+
+
+REFUSED = Failure(ExitCode.CONNECT, "cannot connect to http://h:1")
+SLOW = Failure(ExitCode.TIMEOUT, "http://h:1 did not answer in time")
+BROKEN = Failure(ExitCode.SERVER_ERROR, "boom", kind="output_error")
+
+
+@pytest.mark.parametrize("each", [False, True])
+@pytest.mark.parametrize("failure", [REFUSED, SLOW, BROKEN])
+def test_combine_over_one_host_is_that_hosts_failure(failure: Failure, each: bool) -> None:
+    assert combine([failure], 1, every_host_must_succeed=each) is failure
+
+
+@pytest.mark.parametrize(
+    ("failures", "hosts", "code", "message"),
+    [
+        ([REFUSED, SLOW], 2, 3, "no host answered"),
+        ([SLOW], 2, 1, "1 of 2 hosts did not answer"),
+        ([REFUSED], 3, 1, "1 of 3 hosts did not answer"),
+    ],
+)
+def test_combine_a_listing_ends_3_when_no_host_answered_else_1(
+    failures: list[Failure], hosts: int, code: int, message: str
+) -> None:
+    assert combine(failures, hosts) == Failure(ExitCode(code), message)
+
+
+@pytest.mark.parametrize(
+    ("failures", "hosts", "code", "message"),
+    [
+        ([REFUSED], 2, 3, "1 of 2 hosts could not be reached"),
+        ([SLOW, REFUSED], 3, 3, "1 of 3 hosts could not be reached"),
+        ([SLOW, BROKEN], 2, 1, "the pull failed on 2 of 2 hosts"),
+    ],
+)
+def test_combine_a_pull_ends_3_when_a_host_could_not_be_reached_else_1(
+    failures: list[Failure], hosts: int, code: int, message: str
+) -> None:
+    assert combine(failures, hosts, every_host_must_succeed=True) == Failure(
+        ExitCode(code), message
+    )
+
+
+def test_failed_carries_its_failure_through_classify_unchanged() -> None:
+    assert classify(Failed(SLOW)) is SLOW
+    assert classify(Failed(BROKEN)).kind == "output_error"

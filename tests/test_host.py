@@ -154,3 +154,10 @@ def test_a_password_in_host_is_refused_without_being_echoed(host: str) -> None:
     assert b"hunter2" not in result.stderr and b"ter2" not in result.stderr
     assert b"***@host" in result.stderr
     assert b"user:password@ part is not supported" in result.stderr
+
+
+def test_host_error_is_a_usage_error_wherever_it_is_raised() -> None:
+    from ostream.errors import ExitCode, UsageError, classify
+
+    assert issubclass(HostError, UsageError)
+    assert classify(HostError("invalid host 'x:0': port")).code == ExitCode.USAGE

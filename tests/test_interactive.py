@@ -262,10 +262,11 @@ def test_jsonl_and_no_terminal_are_usage_errors(fake_ollama: FakeOllama) -> None
 
 
 def test_completion_of_commands_and_model_names(fake_ollama: FakeOllama) -> None:
+    from ostream.connection import Host
     from ostream.lineinput import SlashCompleter
     from ostream.run import Target
 
-    completer = SlashCompleter(Target(fake_ollama.url))
+    completer = SlashCompleter(Target(Host(fake_ollama.url)))
 
     def offered(text: str) -> list[str]:
         return [c.text for c in completer.get_completions(Document(text), None)]  # type: ignore[arg-type]
@@ -313,3 +314,48 @@ def test_resume_in_a_session_continues_a_broken_stream(fake_ollama: FakeOllama) 
     assert s.out == "echo: a b c d\necho: next\n"
     assert "resuming (1/2)" in s.err
     assert s.requests[2] == [user("a b c d"), assistant("echo: a b c d"), user("next")]
+
+
+def test_save_keeps_a_file_of_another_conversation_and_save_bang_replaces_it(
+    fake_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"role":"user","content":"keep me"}\n')
+    s = chat_i(fake_ollama, f"/save {other}" + ENTER, "-m", "m")  # a fresh session: 0 messages
+    assert f"ostream: error: /save: {other} exists; /save! {other} to replace it\n" in s.err
+    assert _lines(other) == [user("keep me")]
+    s = chat_i(fake_ollama, "a" + ENTER + f"/save! {other}" + ENTER, "-m", "m")
+    assert "2 messages saved" in s.err
+    assert _lines(other) == [user("a"), assistant("echo: a")]
+
+
+def test_save_over_its_own_file_or_an_empty_one_needs_no_bang(
+    fake_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    talk, empty = tmp_path / "talk.jsonl", tmp_path / "empty.jsonl"
+    talk.write_text('{"role":"user","content":"x"}\n{"role":"assistant","content":"y"}\n')
+    empty.write_text("")
+    keys = (
+        f"/load {talk}" + ENTER + "a" + ENTER + f"/save {talk}" + ENTER + f"/save {empty}" + ENTER
+    )
+    s = chat_i(fake_ollama, keys, "-m", "m")
+    assert "ostream: error:" not in s.err
+    assert _lines(empty) == [user("x"), assistant("y"), user("a"), assistant("echo: a")]
+
+
+def test_save_and_load_errors_name_the_command(fake_ollama: FakeOllama) -> None:
+    keys = "/save /nonexistent/x.jsonl" + ENTER + "/load /nonexistent/x.jsonl" + ENTER
+    s = chat_i(fake_ollama, keys, "-m", "m")
+    assert "ostream: error: /save: no directory /nonexistent\n" in s.err
+    assert "ostream: error: /load: no file /nonexistent/x.jsonl\n" in s.err
+    assert "--history" not in s.err
+
+
+def test_help_fits_80_columns_without_cutting_a_word(fake_ollama: FakeOllama) -> None:
+    from ostream.slash import HELP
+
+    s = chat_i(fake_ollama, "/help" + ENTER, "-m", "m")
+    lines = s.err.splitlines()
+    assert lines and all(len(line) <= 80 for line in lines)
+    words = {word for what in HELP.values() for word in what.split()}
+    assert words <= set(s.err.split())  # every word whole, on one line

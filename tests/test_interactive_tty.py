@@ -13,7 +13,7 @@ import termios
 import time
 from pathlib import Path
 
-from ostream.testing import FakeOllama
+from ostream.testing import FakeOllama, Reply, Send, Stall
 from tests.proc import LEAVE, ROOT, env_for, run
 
 PROMPT = b">>> "
@@ -108,3 +108,22 @@ def test_without_a_terminal_it_is_a_usage_error(fake_ollama: FakeOllama) -> None
     assert result.returncode == 2
     assert result.stderr == b"ostream: error: -i needs a terminal on stdin and stdout\n"
     assert not fake_ollama.requests
+
+
+def test_ctrl_c_before_the_first_token_gives_the_prompt_a_line_of_its_own(
+    fake_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    fake_ollama.script(Reply(events=[Send(b""), Stall(60)]), "/api/chat")
+    term = Terminal(["chat", "-i", "-m", "m"], _env(fake_ollama.url, tmp_path))
+    term.wait_for(PROMPT)
+    term.type(b"hello\r")
+    request = fake_ollama.wait_for_request()
+    sent = term.wait_for(b"hello")
+    term.type(b"\x03")  # the model is still loading: nothing shown yet
+    assert request.left.wait(LEAVE), "the connection was not closed"
+    again = term.wait_for(PROMPT, sent)
+    term.wait_for(b"hello", again)  # the message is back in the input line
+    cut = term.shown.rfind(b"^C", sent, again)
+    assert cut > 0 and b"\n" in term.shown[cut:again], term.shown[sent:]
+    term.type(b"\x03\x04")
+    assert term.status() == 0

@@ -13,7 +13,7 @@ import pytest
 
 from ostream.cli import main
 from ostream.tables import ago, human_size, parse_time, until
-from ostream.testing import FakeOllama, json_reply
+from ostream.testing import FakeOllama, Reply, Stall, json_reply
 from tests.inproc import environment, err, out
 from tests.proc import closed_port, hosts, run
 
@@ -211,3 +211,18 @@ def test_times_relative_to_now() -> None:
     assert parse_time("2024-06-04T14:38:31.83753-07:00") == datetime(
         2024, 6, 4, 21, 38, 31, 837530, tzinfo=timezone.utc
     )
+
+
+def test_a_single_host_timing_out_exits_124_as_generate_would() -> None:
+    with FakeOllama() as slow:
+        slow.script(Reply(events=[Stall(30)]), "/api/tags")
+        ran = ostream("models", "--host", slow.url, "--timeout", "1", "--retries", "0")
+    assert ran.code == 124
+    assert ran.err.startswith("ostream: error: ") and ran.err.count("\n") == 1
+
+
+def test_one_of_two_hosts_refusing_exits_1(fleet: tuple[FakeOllama, FakeOllama, str]) -> None:
+    a, _, down = fleet
+    ran = ostream("models", "--jsonl", *hosts(a.url, down), "--retries", "0")
+    assert ran.code == 1
+    assert ran.err.splitlines()[-1] == "ostream: error: 1 of 2 hosts did not answer"

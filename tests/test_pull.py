@@ -4,6 +4,7 @@ exit status (0 all pulled, 1 a host failed, 3 a host could not be reached)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -14,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from ostream.cli import main
+from ostream.environment import Environment
 from ostream.testing import FakeOllama, Reply, Send, Stall, Wait, ndjson
 from tests.proc import (
     LEAVE,
@@ -113,7 +116,7 @@ def test_a_single_host_failing_says_only_its_error(fake_ollama: FakeOllama) -> N
 def test_a_pull_that_ends_before_success_is_a_failure(fake_ollama: FakeOllama) -> None:
     fake_ollama.script(Reply(events=[Send(ndjson(layer(GB)))]), "/api/pull")
     result = run(["pull", "m"], fake_ollama.url)
-    assert result.returncode == 1
+    assert result.returncode == 5  # one host: its failure as generate would report it
     assert b'ended before "success"' in result.stderr
 
 
@@ -241,3 +244,26 @@ def test_an_interrupted_pull_shuts_every_connection_at_once(servers: list[FakeOl
         pull([Host(s.url) for s in servers], Connection(retries=0), "m", on_status, print)
     for server in servers:
         assert server.requests[0].left.wait(LEAVE)
+
+
+def pull_in_process(*args: str) -> tuple[int, str]:
+    """`ostream pull args` in-process: the exit status and stderr."""
+    env = Environment(stdout=io.BytesIO(), stderr=io.BytesIO(), environ={})
+    code = main(["pull", *args], env=env)
+    return code, env.stderr.getvalue().decode()  # type: ignore[union-attr]
+
+
+def test_a_single_host_timing_out_exits_124_as_generate_would() -> None:
+    with FakeOllama() as slow:
+        slow.script(Reply(events=[Stall(30)]), "/api/pull")
+        code, err = pull_in_process("m", "--host", slow.url, "--timeout", "1", "--retries", "0")
+    assert code == 124
+    assert err.startswith("ostream: error: ") and err.count("\n") == 1
+
+
+def test_one_of_two_hosts_refusing_exits_3(servers: list[FakeOllama]) -> None:
+    a, _ = servers
+    down = f"http://127.0.0.1:{closed_port()}"
+    code, err = pull_in_process("m", *hosts(a.url, down), "--retries", "0")
+    assert code == 3
+    assert err.endswith("ostream: error: 1 of 2 hosts could not be reached\n")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ostream.environment import Environment
-from ostream.errors import ExitCode, OstreamError, OutputError, Stop, UsageError
+from ostream.errors import ExitCode, Failed, OutputError, Stop, UsageError, combine
 from ostream.fleet_cli import Hosts
 from ostream.guard import Action
 from ostream.output import Writer
@@ -42,14 +42,6 @@ class Settings:
     parallel: Sequence[str]
     retries: int
     quiet: bool
-
-
-class NoHost(OstreamError):
-    """No host could be reached: nothing was run."""
-
-    def __init__(self, message: str, code: ExitCode) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def _defaults(
@@ -163,12 +155,8 @@ def _reach(env: Environment, hosts: list[Host], connection: Connection, quiet: b
         models = frozenset(model_key(m.name) for m in answer.items)
         on = {model_key(m.name) for m in running.items} & models
         states.append(HostState(answer.host, 1, models, on))
-    if not states:
-        failure = tags[0].failure
-        assert failure is not None
-        if len(hosts) == 1:
-            raise NoHost(failure.message or failure.kind, failure.code)
-        raise NoHost(f"none of the {len(hosts)} hosts could be reached", ExitCode.CONNECT)
+    if not states:  # nothing was run
+        raise Failed(combine([a.failure for a in tags if a.failure is not None], len(hosts)))
     return states
 
 
@@ -181,6 +169,7 @@ def run_batch(
 ) -> None:
     """The whole run: open --output, read the hosts, dispatch, write, summarise."""
     import contextlib
+    import dataclasses
 
     from ostream.batch.jobs import JobReader
     from ostream.batch.order import Reorder
@@ -188,7 +177,6 @@ def run_batch(
     from ostream.batch.scheduler import Scheduler
     from ostream.batch.shard import parse_shard
     from ostream.batch.writer import ResultWriter, open_output
-    from ostream.client import Client
     from ostream.output import write_stderr
 
     shard = parse_shard(settings.shard) if settings.shard is not None else None
@@ -217,12 +205,8 @@ def run_batch(
                 state.slots = slots[state.host.url]
             out = _Output(Reorder(ordered=not settings.unordered), sink, settings.output)
 
-            def client(host: Host) -> Client:
-                return Client(
-                    host.url, api_key=connection.api_key, timeout=connection.timeout, retries=0
-                )
-
-            scheduler = Scheduler(states, client, out.emit, retries=settings.retries)
+            once = dataclasses.replace(connection, retries=0)  # the scheduler retries elsewhere
+            scheduler = Scheduler(states, once.client, out.emit, retries=settings.retries)
             reader = JobReader(
                 source, text=settings.text, defaults=defaults, done=done, shard=shard
             )
@@ -387,9 +371,10 @@ def register(app: typer.Typer, run: Run) -> None:
         """
 
         def action(env: Environment, writer: Writer) -> None:
-            from ostream.fleet_cli import _fleet
+            from ostream.connection import connection as connect
+            from ostream.fleet import parse_hosts
 
-            hosts, connection = _fleet(env, host, timeout, retries)
+            hosts, connection = parse_hosts(host, env.environ), connect(env, timeout, retries)
             settings = Settings(
                 input, text, output, unordered, shard, parallel or [], connection.retries, quiet
             )
