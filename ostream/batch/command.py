@@ -7,7 +7,7 @@ module imports only typer at load time; the work is done in `run_batch`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,14 +18,26 @@ from ostream.errors import ExitCode, Failed, OutputError, Stop, UsageError, comb
 from ostream.fleet_cli import Hosts
 from ostream.guard import Action
 from ostream.output import Writer
-from ostream.params import Format, KeepAlive, Model, ModelOptions, System, Think, TimeoutSeconds
+from ostream.params import (
+    Format,
+    KeepAlive,
+    Model,
+    ModelOptions,
+    PresetName,
+    PresetVars,
+    System,
+    Think,
+    TimeoutSeconds,
+)
 
 if TYPE_CHECKING:
+    from ostream.batch.ids import IdSet
     from ostream.batch.jobs import Defaults, JobReader
     from ostream.batch.order import Reorder
     from ostream.batch.progress import Counts
     from ostream.batch.scheduler import Scheduler
     from ostream.fleet import Connection, Host
+    from ostream.presets import Preset
 
 Run = Callable[[typer.Context, Action], None]
 
@@ -42,6 +54,7 @@ class Settings:
     parallel: Sequence[str]
     retries: int
     quiet: bool
+    render: Callable[[str], str] | None = None  # a prompt-kind preset, for --text lines
 
 
 def _defaults(
@@ -52,26 +65,65 @@ def _defaults(
     fmt: str | None,
     think: str | None,
     keep_alive: str | None,
+    preset: Preset | None = None,
+    values: Mapping[str, str] | None = None,
 ) -> Defaults:
+    """The command line's values, else the preset's (-o key by key), else OSTREAM_MODEL."""
     from ostream import options as parse
     from ostream.arguments import argument_text
     from ostream.batch.jobs import Defaults
 
-    name = model or env.environ.get("OSTREAM_MODEL") or None
+    given = preset.request_fields() if preset is not None else {}
+    name = model or given.get("model") or env.environ.get("OSTREAM_MODEL") or None
+    if system is not None:
+        system = argument_text(system, "-s")
+    elif preset is not None:
+        system = preset.system_prompt(values or {})
     return Defaults(
         model=argument_text(name, "the model name") if name else None,
-        system=argument_text(system, "-s") if system is not None else None,
-        options=parse.parse_options(
-            [argument_text(o, f"-o {o.partition('=')[0]}") for o in options or []]
-        ),
-        format=None
+        system=system,
+        options={
+            **given.get("options", {}),
+            **parse.parse_options(
+                [argument_text(o, f"-o {o.partition('=')[0]}") for o in options or []]
+            ),
+        },
+        format=given.get("format")
         if fmt is None
         else parse.parse_format(
             fmt if fmt.startswith("@") else argument_text(fmt, "--format"), env.environ
         ),
-        think=parse.parse_think(think) if think is not None else None,
-        keep_alive=parse.parse_keep_alive(keep_alive) if keep_alive is not None else None,
+        think=parse.parse_think(think) if think is not None else given.get("think"),
+        keep_alive=parse.parse_keep_alive(keep_alive)
+        if keep_alive is not None
+        else given.get("keep_alive"),
+        tools=given.get("tools"),
     )
+
+
+def _preset(
+    env: Environment, name: str | None, var: list[str] | None, text: bool
+) -> tuple[Preset | None, dict[str, str], Callable[[str], str] | None]:
+    """-p and --var: the preset, its vars' values (checked: exit 2 before anything runs)
+    and, for a prompt-kind preset, what turns a --text line into its prompt."""
+    from ostream import request
+    from ostream.arguments import argument_text
+
+    found = request.load_preset(env, name, var)
+    if found is None:
+        return None, {}, None
+    from ostream.presets import parse_vars
+
+    values = found.values(parse_vars([argument_text(v, "--var") for v in var or []], env.environ))
+    if found.kind == "system":
+        return found, values, None
+    if not text:
+        raise UsageError(
+            f"preset {found.name} places the input ({{{{input}}}}, {{{{stdin}}}} or "
+            "{{args}}): in batch it renders --text lines; give --text, or a preset "
+            "without them for JSON jobs"
+        )
+    return found, values, lambda line: found.render(line, [], values)
 
 
 def parse_parallel(values: Sequence[str], hosts: Sequence[Host]) -> dict[str, int]:
@@ -208,7 +260,12 @@ def run_batch(
             once = dataclasses.replace(connection, retries=0)  # the scheduler retries elsewhere
             scheduler = Scheduler(states, once.client, out.emit, retries=settings.retries)
             reader = JobReader(
-                source, text=settings.text, defaults=defaults, done=done, shard=shard
+                source,
+                text=settings.text,
+                defaults=defaults,
+                done=done,
+                shard=shard,
+                render=settings.render,
             )
             counts = Counts(reader, scheduler)
             live = Live(counts, env.stderr, color=env.color) if env.stderr_tty else None
@@ -220,6 +277,66 @@ def run_batch(
             raise Stop(ExitCode.SERVER_ERROR)
     finally:
         sink.close()
+
+
+def dry_run(env: Environment, writer: Writer, settings: Settings, defaults: Defaults) -> None:
+    """--dry-run: each job as the request line it would send, in input order, as INPUT
+    is read; nothing sent, --output only read (the jobs it holds a success for are
+    left out, as a run leaves them). A line that cannot run is its result line."""
+    import contextlib
+
+    from ostream.batch.jobs import JobReader, wire_body
+    from ostream.batch.results import INVALID_REQUEST, failure_line
+    from ostream.batch.shard import parse_shard
+    from ostream.ndjson import compact
+    from ostream.output import write_stderr
+
+    shard = parse_shard(settings.shard) if settings.shard is not None else None
+    done = _done_already(settings.output) if settings.output is not None else None
+    source = _open_input(env, settings.input)
+    jobs = invalid = 0
+    with contextlib.ExitStack() as stack:
+        if source is not getattr(env.stdin, "buffer", env.stdin):
+            stack.callback(source.close)
+        reader = JobReader(
+            source,
+            text=settings.text,
+            defaults=defaults,
+            done=done,
+            shard=shard,
+            render=settings.render,
+        )
+        for job in reader:
+            if job.error is not None:
+                invalid += 1
+                writer.line(failure_line(job.custom_id, INVALID_REQUEST, job.error))
+                continue
+            jobs += 1
+            request = {"method": "POST", "url": job.url, "body": wire_body(job)}
+            writer.line(compact({"custom_id": job.custom_id, **request}))
+    if not settings.quiet:
+        skipped = f", {reader.skipped} done already" if reader.skipped else ""
+        write_stderr(
+            env, f"ostream: dry run: {jobs} to send, {invalid} invalid{skipped}; nothing sent\n"
+        )
+
+
+def _done_already(path: str) -> IdSet | None:
+    """The custom_ids --output FILE holds a success for, read without writing it."""
+    import stat
+
+    from ostream.batch.resume import scan
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UsageError(f"--output: cannot open {path}: {exc.strerror or exc}") from None
+    try:
+        return scan(fd, repair=False).done if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    finally:
+        os.close(fd)
 
 
 class _Output:
@@ -306,6 +423,8 @@ def register(app: typer.Typer, run: Run) -> None:
         text: Annotated[
             bool, typer.Option("--text", help="Every line of INPUT is a prompt for /api/generate.")
         ] = False,
+        preset: PresetName = None,
+        var: PresetVars = None,
         model: Model = None,
         system: System = None,
         option: ModelOptions = None,
@@ -360,6 +479,14 @@ def register(app: typer.Typer, run: Run) -> None:
         quiet: Annotated[
             bool, typer.Option("-q", "--quiet", help="No summary line at the end.")
         ] = False,
+        dry: Annotated[
+            bool,
+            typer.Option(
+                "--dry-run",
+                help="Print each job as the request it would send (custom_id, method, URL "
+                "path, body) and send nothing.",
+            ),
+        ] = False,
     ) -> None:
         """Run many requests, one JSON line each, across one or more servers.
 
@@ -375,10 +502,24 @@ def register(app: typer.Typer, run: Run) -> None:
             from ostream.fleet import parse_hosts
 
             hosts, connection = parse_hosts(host, env.environ), connect(env, timeout, retries)
+            found, values, render = _preset(env, preset, var, text)
             settings = Settings(
-                input, text, output, unordered, shard, parallel or [], connection.retries, quiet
+                input,
+                text,
+                output,
+                unordered,
+                shard,
+                parallel or [],
+                connection.retries,
+                quiet,
+                render,
             )
-            defaults = _defaults(env, model, system, option, format, think, keep_alive)
+            defaults = _defaults(
+                env, model, system, option, format, think, keep_alive, found, values
+            )
+            if dry:
+                parse_parallel(settings.parallel, hosts)  # checked as a run checks it
+                return dry_run(env, writer, settings, defaults)
             run_batch(env, settings, defaults, hosts, connection)
 
         run(ctx, action)

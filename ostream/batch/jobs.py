@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,8 @@ class Defaults:
 
     The body always wins; `options` merge key by key. Which endpoint takes which:
     /api/generate all six (`system` as `system`); /api/chat all six (`system` as a
-    first system message, only when the messages hold none); /api/embed `model`,
+    first system message, only when the messages hold none) and `tools` (a
+    preset's, -p); /api/embed `model`,
     `options`, `keep_alive`; /v1/* only `model`, because the OpenAI endpoints name
     the rest differently (temperature, response_format, reasoning_effort...) and
     have no keep_alive: such a body says them itself.
@@ -44,6 +45,7 @@ class Defaults:
     format: Any = None
     think: bool | str | None = None
     keep_alive: str | int | float | None = None
+    tools: list[Any] | None = None  # a preset's `tools:`; /api/chat only
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +84,11 @@ class JobReader:
         defaults: Defaults | None = None,
         done: IdSet | None = None,
         shard: Shard | None = None,
+        render: Callable[[str], str] | None = None,
     ) -> None:
         self._lines = lines
         self._text = text
+        self._render = render  # a prompt-kind preset: a --text line → its prompt
         self._defaults = defaults or Defaults()
         self._done = done if done is not None else IdSet()
         self._shard = shard
@@ -119,7 +123,10 @@ class JobReader:
         except UnicodeDecodeError:
             return Job(fallback, number, error="the line is not valid UTF-8")
         if self._text:
-            return self._request(fallback, number, GENERATE, {"prompt": _chomp(text)})
+            prompt = _chomp(text)
+            if self._render is not None:
+                prompt = self._render(prompt)
+            return self._request(fallback, number, GENERATE, {"prompt": prompt})
         try:
             obj = strict_json(text)  # NaN, Infinity and 1e999 are not JSON a server takes
         except ValueError:
@@ -205,6 +212,8 @@ def fill(url: str, body: dict[str, Any], defaults: Defaults) -> None:
         return
     _set(body, "format", defaults.format)
     _set(body, "think", defaults.think)
+    if url == CHAT:
+        _set(body, "tools", defaults.tools)
     if defaults.system is None:
         return
     if url == GENERATE:

@@ -26,8 +26,9 @@ class Resume:
     completed: bool = False  # a whole last result line lacked only its newline: added
 
 
-def scan(fd: int) -> Resume:
-    """Read the file at `fd` (opened O_RDWR | O_APPEND) from its start; repair its end.
+def scan(fd: int, *, repair: bool = True) -> Resume:
+    """Read the file at `fd` (opened O_RDWR | O_APPEND) from its start; repair its end
+    (not with `repair` False: --dry-run reads the file, never writes it).
 
     A crash mid-write leaves a last line without its newline: if it is still a
     whole result line (only the newline was lost) the newline is added, else it
@@ -53,6 +54,8 @@ def scan(fd: int) -> Resume:
             else:
                 resume.foreign += 1
     torn = not line.endswith(b"\n") and bool(line)
+    if not repair:
+        return resume
     if torn and _is_result(record):
         os.write(fd, b"\n")
         resume.completed = True
