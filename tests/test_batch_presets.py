@@ -17,8 +17,15 @@ from tests.inproc import invoke
 from tests.proc import env_for, read_until, spawn
 from tests.test_completion import offered
 
-# The README's summarise preset, as a user would copy it.
+# The README's summarise preset, as a user would copy it (a system prompt).
 SUMMARISE = """---
+description: Three bullet points
+---
+Summarise the text you are given in three short bullet points. Keep names,
+numbers and dates exactly as they are.
+"""
+# A prompt-kind one: the body places each --text line.
+DIGEST = """---
 description: Summarise a text in a few sentences
 vars: {"length": "three sentences"}
 ---
@@ -48,6 +55,7 @@ def presets(tmp_path: Path) -> Path:
     folder.mkdir()
     (folder / "summarise.md").write_text(SUMMARISE, encoding="utf-8")
     (folder / "terse.md").write_text(TERSE, encoding="utf-8")
+    (folder / "digest.md").write_text(DIGEST, encoding="utf-8")
     return folder
 
 
@@ -192,10 +200,10 @@ def test_text_with_a_system_preset_keeps_each_line_as_the_prompt(
     [
         (("-p", "terse"), "tone required"),
         (("-p", "terse", "--var", "tone=x", "--var", "colour=red"), "no var colour"),
-        (("-p", "summarise", "--var", "words=5", "--text"), "no var words"),
+        (("-p", "digest", "--var", "words=5", "--text"), "no var words"),
         (("--var", "tone=x"), "needs -p"),
         (("-p", "nowhere"), "no preset nowhere"),
-        (("-p", "summarise"), "give --text"),  # a prompt-kind preset and JSON jobs
+        (("-p", "digest"), "give --text"),  # a prompt-kind preset and JSON jobs
     ],
 )
 def test_preset_mistakes_are_exit_2_before_anything_runs(
@@ -213,32 +221,34 @@ def test_preset_mistakes_are_exit_2_before_anything_runs(
 # --------------------------------------------------------------------------- --dry-run
 
 
-def test_the_issues_done_when_line(fake_ollama: FakeOllama, presets: Path, tmp_path: Path) -> None:
+def test_the_issues_done_when_line(fake_ollama: FakeOllama, presets: Path) -> None:
     """`ostream batch --text -p summarise --dry-run < lines.txt` shows the jobs."""
     lines_txt = "The first text.\nThe second, with {braces} and $dollars.\n"
-    result = batch(
-        fake_ollama,
-        presets,
-        "--text",
-        "-p",
-        "summarise",
-        "--dry-run",
-        input=lines_txt,
-        OSTREAM_MODEL="llama3.1",
-        OLLAMA_API_KEY="s3cret",
-    )
+    env = {"OSTREAM_MODEL": "llama3.1", "OLLAMA_API_KEY": "s3cret"}
+    args = ("--text", "-p", "summarise", "--dry-run")
+    result = batch(fake_ollama, presets, *args, input=lines_txt, **env)
     jobs = shown(result)
     assert [j["custom_id"] for j in jobs] == ["line-1", "line-2"]
     assert all(j["method"] == "POST" and j["url"] == "/api/generate" for j in jobs)
     assert jobs[1]["body"] == {
-        "prompt": "Summarise the following text in three sentences. Keep names and figures "
-        "exact.\n\nThe second, with {braces} and $dollars.",
+        "prompt": "The second, with {braces} and $dollars.",
         "model": "llama3.1",
+        "system": SUMMARISE.split("---\n")[2].rstrip("\n"),
         "stream": True,
     }
     assert not fake_ollama.requests
     assert "s3cret" not in result.stdout + result.stderr
     assert "2 to send, 0 invalid; nothing sent" in result.stderr
+
+
+def test_dry_run_shows_each_text_line_rendered(fake_ollama: FakeOllama, presets: Path) -> None:
+    args = ("--text", "-p", "digest", "--var", "length=one line", "--dry-run", "-m", "m")
+    [job] = shown(batch(fake_ollama, presets, *args, input="A {{length}} text.\n"))
+    assert job["body"]["prompt"] == (
+        "Summarise the following text in one line. Keep names and figures exact."
+        "\n\nA {{length}} text."
+    )
+    assert "system" not in job["body"] and not fake_ollama.requests
 
 
 def test_dry_run_lines_are_request_lines_a_run_takes_back(
