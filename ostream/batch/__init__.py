@@ -13,7 +13,8 @@ How the pieces fit, for the scheduler and command built on top:
   never fsync'ed unless it is a regular file). Do this before reading INPUT.
   (Check that --output is not INPUT itself: same st_dev/st_ino.)
 - `jobs.JobReader(binary_file, text=..., defaults=jobs.Defaults(...),
-  done=resume.done, shard=...)` yields `Job`s lazily, in input order. A Job with
+  done=resume.done, shard=..., render=...)` yields `Job`s lazily, in input order
+  (`render`: a prompt-kind preset's, making each --text line's prompt). A Job with
   `error` set cannot run: write `results.failure_line(job.custom_id,
   results.INVALID_REQUEST, job.error)` for it, in its place in the order. Others
   have `url`, `body` (defaults filled in), `model`; send `jobs.wire_body(job)`

@@ -6,8 +6,9 @@ module imports only typer at load time; the work is done in `run_batch`.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from ostream.batch.order import Reorder
     from ostream.batch.progress import Counts
     from ostream.batch.scheduler import Scheduler
+    from ostream.batch.shard import Shard
     from ostream.fleet import Connection, Host
     from ostream.presets import Preset
 
@@ -179,6 +181,33 @@ def _open_input(env: Environment, path: str | None) -> Any:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
+@contextlib.contextmanager
+def _reading(
+    env: Environment,
+    settings: Settings,
+    defaults: Defaults,
+    done: IdSet | None,
+    shard: Shard | None,
+) -> Iterator[tuple[Any, JobReader]]:
+    """INPUT, opened (and closed at the end, unless it is stdin), and its jobs."""
+    from ostream.batch.jobs import JobReader
+
+    source = _open_input(env, settings.input)
+    try:
+        reader = JobReader(
+            source,
+            text=settings.text,
+            defaults=defaults,
+            done=done,
+            shard=shard,
+            render=settings.render,
+        )
+        yield source, reader
+    finally:
+        if source is not getattr(env.stdin, "buffer", env.stdin):
+            source.close()
+
+
 def _same_file(a: Any, b: int) -> bool:
     try:
         one, two = os.fstat(a.fileno()), os.fstat(b)
@@ -220,10 +249,8 @@ def run_batch(
     connection: Connection,
 ) -> None:
     """The whole run: open --output, read the hosts, dispatch, write, summarise."""
-    import contextlib
     import dataclasses
 
-    from ostream.batch.jobs import JobReader
     from ostream.batch.order import Reorder
     from ostream.batch.progress import Counts, Live
     from ostream.batch.scheduler import Scheduler
@@ -246,10 +273,7 @@ def run_batch(
         except (AttributeError, ValueError, OSError):
             sink = _StreamSink(env.stdout)
     try:
-        source = _open_input(env, settings.input)
-        with contextlib.ExitStack() as stack:
-            if source is not getattr(env.stdin, "buffer", env.stdin):
-                stack.callback(source.close)
+        with _reading(env, settings, defaults, done, shard) as (source, reader):
             if settings.output is not None and _same_file(source, sink.fd):
                 raise UsageError(f"--output {settings.output} is INPUT itself")
             states = _reach(env, hosts, connection, settings.quiet)
@@ -259,14 +283,6 @@ def run_batch(
 
             once = dataclasses.replace(connection, retries=0)  # the scheduler retries elsewhere
             scheduler = Scheduler(states, once.client, out.emit, retries=settings.retries)
-            reader = JobReader(
-                source,
-                text=settings.text,
-                defaults=defaults,
-                done=done,
-                shard=shard,
-                render=settings.render,
-            )
             counts = Counts(reader, scheduler)
             live = Live(counts, env.stderr, color=env.color) if env.stderr_tty else None
             with live if live is not None else contextlib.nullcontext():
@@ -283,9 +299,7 @@ def dry_run(env: Environment, writer: Writer, settings: Settings, defaults: Defa
     """--dry-run: each job as the request line it would send, in input order, as INPUT
     is read; nothing sent, --output only read (the jobs it holds a success for are
     left out, as a run leaves them). A line that cannot run is its result line."""
-    import contextlib
-
-    from ostream.batch.jobs import JobReader, wire_body
+    from ostream.batch.jobs import wire_body
     from ostream.batch.results import INVALID_REQUEST, failure_line
     from ostream.batch.shard import parse_shard
     from ostream.ndjson import compact
@@ -293,19 +307,8 @@ def dry_run(env: Environment, writer: Writer, settings: Settings, defaults: Defa
 
     shard = parse_shard(settings.shard) if settings.shard is not None else None
     done = _done_already(settings.output) if settings.output is not None else None
-    source = _open_input(env, settings.input)
     jobs = invalid = 0
-    with contextlib.ExitStack() as stack:
-        if source is not getattr(env.stdin, "buffer", env.stdin):
-            stack.callback(source.close)
-        reader = JobReader(
-            source,
-            text=settings.text,
-            defaults=defaults,
-            done=done,
-            shard=shard,
-            render=settings.render,
-        )
+    with _reading(env, settings, defaults, done, shard) as (_, reader):
         for job in reader:
             if job.error is not None:
                 invalid += 1
