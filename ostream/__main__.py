@@ -15,8 +15,9 @@ def run() -> None:
         _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
 
     from ostream.errors import classify
-    from ostream.signals import exit_process
+    from ostream.signals import exit_process, quiet_unraisable
 
+    quiet_unraisable()
     try:
         from ostream.cli import main
     except KeyboardInterrupt as exc:  # not from a SIGINT (it has no Python handler now)

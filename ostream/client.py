@@ -10,7 +10,7 @@ import functools
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -57,14 +57,21 @@ class Response:
         self.retry_after = _seconds(response.headers.get("retry-after", ""))
         self.received = 0
         self._timeout = timeout
+        self._readers: list[Generator[bytes, None, None]] = []
 
     def chunks(self) -> Iterator[bytes]:
         """The body as it arrives: one HTTP chunk at a time (Ollama sends a line a chunk),
-        else one network read at a time."""
+        else one network read at a time. Ended by `close()`."""
+        reader = self._chunks()
+        self._readers.append(reader)
+        return reader
+
+    def _chunks(self) -> Generator[bytes, None, None]:
         from urllib3.exceptions import HTTPError, ReadTimeoutError
 
+        pieces = self._pieces()
         try:
-            for data in self._pieces():
+            for data in pieces:
                 self.received += len(data)
                 yield data
         except ReadTimeoutError:
@@ -76,6 +83,10 @@ class Response:
             raise ProtocolError(
                 f"the connection to {self.url} broke mid-stream: {netreason.reason(exc)}"
             ) from None
+        finally:
+            close = getattr(pieces, "close", None)  # urllib3's read_chunked is a generator
+            if close is not None:
+                close()
 
     def _pieces(self) -> Iterator[bytes]:
         raw = self._response.raw
@@ -106,11 +117,18 @@ class Response:
         return b"".join(parts)
 
     def close(self) -> None:
-        # Closing the socket is how Ollama learns to stop generating.
+        # The readers first, here and now: left to the garbage collector, a generator's
+        # clean-up runs at some later moment, where an exception a signal handler raises
+        # (the reader watch's Stop) cannot propagate and Python prints it instead.
         try:
-            self._response.raw.close()
+            while self._readers:
+                self._readers.pop().close()
         finally:
-            self._response.close()
+            # Closing the socket is how Ollama learns to stop generating.
+            try:
+                self._response.raw.close()
+            finally:
+                self._response.close()
 
     def abort(self) -> None:
         """From another thread: end the connection now. A read blocked in `chunks()`

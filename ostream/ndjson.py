@@ -52,8 +52,16 @@ class LineFramer:
         return data
 
 
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# Python's json takes NaN, Infinity and -Infinity; a server line holding one is not JSON.
+_STRICT: dict[str, Any] = {"parse_constant": _not_json}
 # The C scanner json.loads uses, without its per-call overhead (encoding detection, checks).
-_scan: Callable[[str, int], tuple[Any, int]] = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+_scan: Callable[[str, int], tuple[Any, int]] = make_scanner(json.JSONDecoder(**_STRICT))  # type: ignore[arg-type]
+_WHITE = b" \t\r\n"  # JSON's white space
+_WHITE_TEXT = " \t\r\n"  # JSON's white space (str.isspace() takes \v, \x1c, \x85 ... too)
 
 
 def parse_block(block: bytes) -> tuple[list[dict[str, Any]], ProtocolError | None]:
@@ -84,7 +92,7 @@ def parse_block(block: bytes) -> tuple[list[dict[str, Any]], ProtocolError | Non
             obj, end = _scan(line, 0)
         except (StopIteration, ValueError, TypeError):
             obj, end = None, -1
-        if type(obj) is not dict or (end != len(line) and not line[end:].isspace()):
+        if type(obj) is not dict or (end != len(line) and line[end:].strip(_WHITE_TEXT)):
             try:
                 obj = parse(line.encode("utf-8") if type(line) is str else line)
             except ProtocolError as exc:
@@ -128,9 +136,9 @@ def compact_object(block: bytes) -> dict[str, Any] | None:
 def parse(line: bytes) -> dict[str, Any] | None:
     """One NDJSON line as an object, None for a blank line; anything else is a protocol error."""
     try:
-        obj = json.loads(line)
+        obj = json.loads(line, **_STRICT)
     except ValueError:
-        if not line.strip():
+        if not line.strip(_WHITE):
             return None
         raise ProtocolError(f"the server sent a line that is not JSON: {excerpt(line)}") from None
     if type(obj) is not dict:
@@ -148,13 +156,12 @@ def excerpt(data: bytes, limit: int = EXCERPT) -> str:
 def json_object(data: bytes) -> dict[str, Any] | None:
     """`data` as one JSON object, or None when it is anything else."""
     try:
-        obj = json.loads(data)
+        obj = json.loads(data, **_STRICT)
     except ValueError:
         return None
     return obj if type(obj) is dict else None
 
 
-_WHITE = b" \t\r\n"  # JSON's white space
 # Byte classes for `spaced`: JSON's structural characters, its white space, the rest.
 _STRUCTURAL = frozenset(b"{}[],:")
 _CLASSES = b"".join(b"S" if c in _STRUCTURAL else b"W" if c in _WHITE else b"x" for c in range(256))

@@ -83,6 +83,24 @@ def exit_process(code: int) -> NoReturn:
     sys.exit(code)  # the signal is blocked (then it could not have been what ended the run)
 
 
+def quiet_unraisable() -> None:
+    """Never print the exceptions a signal raises where Python cannot propagate them.
+
+    A signal's handler runs at whatever bytecode the main thread is at, which may be a
+    finaliser (a generator or socket collected while the run unwinds): there Python
+    reports the exception as "Exception ignored in ..." with a traceback. The run ends
+    by the same cause anyway (the broken pipe, the signal that is already unwinding
+    it), so these are dropped; anything else goes to the default hook.
+    """
+    default = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, (Stop, KeyboardInterrupt, BrokenPipeError)):
+            default(unraisable)
+
+    sys.unraisablehook = hook
+
+
 @contextmanager
 def reader_watch(stream: Any) -> Iterator[None]:
     """Within: if `stream` is a pipe and its reader goes away, raise Stop(141) in the

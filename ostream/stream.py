@@ -150,7 +150,7 @@ class Streamer:
         if len(objects) != newlines + 1 or spaced(block, lines=newlines > 0):
             # Rare: blank lines, a line not taken, or white space to drop (a proxy, a
             # gateway): each line that parsed, compacted on its own.
-            lines = [line for line in block.split(b"\n") if line.strip()][: len(objects)]
+            lines = [line for line in block.split(b"\n") if line.strip(b" \t\r\n")][: len(objects)]
             block = b"\n".join(compact_line(line) for line in lines)
         self.writer.lines(block)
 

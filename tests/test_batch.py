@@ -205,7 +205,7 @@ def test_a_slow_host_does_fewer_jobs(fake_fleet: Any) -> None:
 
 
 def test_parallel_slots_per_host(fake_fleet: Any) -> None:
-    fleet: Fleet = fake_fleet(2, Sim(parallel=4, token_rate=500, reply_tokens=(20, 20)))
+    fleet: Fleet = fake_fleet(2, Sim(parallel=4, token_rate=100, reply_tokens=(20, 20)))
     result = batch(
         fleet.urls,
         "-m",
@@ -219,8 +219,12 @@ def test_parallel_slots_per_host(fake_fleet: Any) -> None:
     assert result.exit_code == 0, result.stderr
 
     def overlap(server: FakeOllama) -> int:
+        # A request spans from its arrival to the moment its `done` line was handed to
+        # the socket (`sent` is stamped before the write): the client can only have
+        # read that line, and sent its next request, after it. `finished_at` comes
+        # after that write, so a next request could arrive first and seem to overlap.
         spans = [
-            (r.received_at, r.finished_at or 0.0)
+            (r.received_at, max(t for t, data in r.sent if b'"done":true' in data))
             for r in server.requests
             if r.path == "/api/generate"
         ]

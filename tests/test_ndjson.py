@@ -8,7 +8,9 @@ import random
 import pytest
 
 from ostream.errors import ExitCode, ProtocolError
-from ostream.ndjson import LineFramer, parse
+from ostream.ndjson import LineFramer, compact_object, json_object, parse, parse_block
+from ostream.testing import FakeOllama, Reply, Send
+from tests.inproc import invoke
 
 
 def frame(reads: list[bytes]) -> list[bytes]:
@@ -112,3 +114,57 @@ def test_parse_block_stops_at_what_is_not_one_object_a_line(block: bytes) -> Non
     objects, error = parse_block(block)
     assert isinstance(error, ProtocolError)
     assert objects == ([] if block.startswith(b'{"a":1} ') or b"}{" in block else [{"a": 1}])
+
+
+# --- strict JSON: only JSON's white space, no NaN or Infinity ---------------------------
+
+FIRST = b'{"response":"ok","done":false}\n'
+LAST = b'{"response":"","done":true}\n'
+NOT_JSON = [
+    b'{"response":"a","done":false}\x0b',  # str.isspace() is true for these, JSON's is not
+    b'{"response":"a","done":false}\x0c',
+    b'{"response":"a","done":false}\x1c',
+    b'{"response":"a","done":false}\xc2\x85',  # U+0085
+    b'\x1f{"response":"a","done":false}',
+    b'{"response":"a","n":NaN,"done":false}',  # Python's json takes these three
+    b'{"response":"a","n":Infinity,"done":false}',
+    b'{"response": "a", "n": -Infinity, "done": false}',
+    b"\x0b",  # not a blank line
+]
+
+
+@pytest.mark.parametrize("line", NOT_JSON)
+@pytest.mark.parametrize("mode", ["text", "jsonl", "raw"])
+def test_a_line_that_is_not_strict_json_is_exit_5(
+    fake_ollama: FakeOllama, line: bytes, mode: str
+) -> None:
+    """Each of these lines, alone in its read or after another line, is "a line was not
+    JSON": exit 5, and --jsonl passes on only what came before it."""
+    for events in (
+        [Send(FIRST), Send(line + b"\n"), Send(LAST)],
+        [Send(FIRST + line + b"\n" + LAST)],
+    ):
+        fake_ollama.script(Reply(events=events))
+        if mode == "raw":
+            result = invoke(fake_ollama, "raw", "-d", '{"model": "m", "prompt": "hi"}')
+            assert result.stdout_bytes == FIRST + line + b"\n" + LAST  # byte for byte
+        else:
+            jsonl = ["--jsonl"] if mode == "jsonl" else []
+            result = invoke(fake_ollama, "generate", "-m", "m", *jsonl, "hi")
+            assert result.stdout_bytes == (FIRST if jsonl else b"ok\n")
+        assert result.exit_code == 5, result.stderr
+        assert "not JSON" in result.stderr
+
+
+@pytest.mark.parametrize("line", NOT_JSON)
+def test_parse_block_and_compact_object_refuse_what_is_not_strict_json(line: bytes) -> None:
+    assert compact_object(line) is None
+    objects, bad = parse_block(FIRST + line)
+    assert objects == [{"response": "ok", "done": False}]
+    assert isinstance(bad, ProtocolError)
+    assert json_object(line) is None
+
+
+def test_json_white_space_around_a_line_is_still_taken() -> None:
+    assert parse_block(b' \t{"a":1}\r ')[0] == [{"a": 1}]
+    assert parse_block(b'{"a":1}\n \t\r\n{"b":2}')[0] == [{"a": 1}, {"b": 2}]

@@ -88,6 +88,46 @@ def test_a_bad_option_is_a_usage_error() -> None:
     assert result.returncode == 2 and "--reply-tokens" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--port", "80000"], "--port"),
+        (["--port", "-1"], "--port"),
+        (["--port", "65535", "--hosts", "2"], "--port"),
+        (["--hosts", "0"], "--hosts"),
+        (["--token-rate", "0"], "--token-rate"),
+        (["--token-rate", "-5"], "--token-rate"),
+        (["--token-rate", "nan"], "--token-rate"),
+        (["--prompt-rate", "0"], "--prompt-rate"),
+        (["--reply-tokens", "10-5"], "--reply-tokens"),
+        (["--reply-tokens", "-1"], "--reply-tokens"),
+        (["--parallel", "0"], "--parallel"),
+        (["--max-loaded", "0"], "--max-loaded"),
+        (["--max-queue", "-1"], "--max-queue"),
+        (["--load-time", "-1"], "--load-time"),
+        (["--unload-time", "-1"], "--unload-time"),
+    ],
+)
+def test_an_out_of_range_number_is_a_usage_error_naming_the_option(
+    args: list[str], named: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a traceback (a port past 65535), nor a server that resets every request (a
+    token rate of 0): exit 2 before anything is served, one error line naming the option."""
+    from ostream.testing import __main__ as program
+
+    def serve(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a server was started")
+
+    monkeypatch.setattr(program, "FakeOllama", serve)
+    main = program.main
+    with pytest.raises(SystemExit) as exit:
+        main(args)
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and named in errors[0] and "Traceback" not in err
+
+
 def test_the_pytest_plugin(tmp_path: Path) -> None:
     (tmp_path / "conftest.py").write_text('pytest_plugins = ["ostream.testing"]\n')
     (tmp_path / "test_user.py").write_text(

@@ -13,10 +13,12 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import Any
 
 from ostream.testing.fake import FakeOllama
 from ostream.testing.sim import Sim
 
+MAX_PORT = 65535
 SIM_KNOBS = (
     "parallel",
     "max_queue",
@@ -39,9 +41,36 @@ def _names(text: str) -> tuple[str, ...]:
 def _range(text: str) -> tuple[int, int]:
     low, sep, high = text.partition("-")
     try:
-        return (int(low), int(high)) if sep else (int(low), int(low))
+        span = (int(low), int(high)) if sep else (int(low), int(low))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not N or LOW-HIGH: {text!r}") from None
+    if span[0] < 0 or span[0] > span[1]:
+        raise argparse.ArgumentTypeError(f"LOW-HIGH needs 0 <= LOW <= HIGH: {text!r}")
+    return span
+
+
+def _number(kind: type[int] | type[float], low: float, *, above: bool = False) -> Any:
+    """An argparse type: a `kind` of at least `low` (`above`: more than `low`)."""
+    bound = f"more than {low:g}" if above else f"at least {low:g}"
+
+    def convert(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (value > low if above else value >= low) or value != value:  # NaN too
+            raise argparse.ArgumentTypeError(f"must be {bound}, not {text}")
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def _port(text: str) -> int:
+    port = _number(int, 0)(text)
+    if port > MAX_PORT:
+        raise argparse.ArgumentTypeError(f"must be 0 to {MAX_PORT}, not {text}")
+    return int(port)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -52,20 +81,26 @@ def parser() -> argparse.ArgumentParser:
         "without one, answers are immediate and the model name picks a behaviour.",
         epilog="Ctrl-C stops them (exit 130), SIGTERM too (exit 0). See docs/testing.md.",
     )
-    p.add_argument("--port", type=int, default=0, help="first port (default: any free ones)")
-    p.add_argument("--hosts", type=int, default=1, metavar="K", help="how many servers (1)")
+    p.add_argument("--port", type=_port, default=0, help="first port (default: any free ones)")
+    p.add_argument(
+        "--hosts", type=_number(int, 1), default=1, metavar="K", help="how many servers (1)"
+    )
     p.add_argument("--idle-timeout", type=float, default=30.0, help=argparse.SUPPRESS)
     sim = p.add_argument_group("simulation (per server)")
     sim.add_argument("--simulate", action="store_true", help="simulate with the defaults below")
-    sim.add_argument("--parallel", type=int, help="slots per loaded model (1)")
-    sim.add_argument("--max-queue", type=int, help="waiting requests before 503 (512)")
-    sim.add_argument("--token-rate", type=float, help="tokens/s per slot (2000)")
-    sim.add_argument("--prompt-rate", type=float, help="prompt tokens/s (20000)")
+    sim.add_argument("--parallel", type=_number(int, 1), help="slots per loaded model (1)")
+    sim.add_argument("--max-queue", type=_number(int, 0), help="waiting requests before 503 (512)")
+    sim.add_argument(
+        "--token-rate", type=_number(float, 0, above=True), help="tokens/s per slot (2000)"
+    )
+    sim.add_argument(
+        "--prompt-rate", type=_number(float, 0, above=True), help="prompt tokens/s (20000)"
+    )
     sim.add_argument("--models", type=_names, help="installed models, comma-separated")
     sim.add_argument("--loaded", type=_names, help="models loaded at start, comma-separated")
-    sim.add_argument("--max-loaded", type=int, help="models loaded at once (1)")
-    sim.add_argument("--load-time", type=float, help="seconds to load a model (0)")
-    sim.add_argument("--unload-time", type=float, help="seconds to unload one (0)")
+    sim.add_argument("--max-loaded", type=_number(int, 1), help="models loaded at once (1)")
+    sim.add_argument("--load-time", type=_number(float, 0), help="seconds to load a model (0)")
+    sim.add_argument("--unload-time", type=_number(float, 0), help="seconds to unload one (0)")
     sim.add_argument("--reply-tokens", type=_range, metavar="LOW-HIGH", help="reply length (20-60)")
     sim.add_argument("--seed", type=int, help="seed of the reply lengths (0)")
     return p
@@ -73,8 +108,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.hosts < 1:
-        parser().error("--hosts must be at least 1")
+    if args.port and args.port + args.hosts - 1 > MAX_PORT:
+        parser().error(f"--port {args.port} --hosts {args.hosts}: the ports would pass {MAX_PORT}")
     knobs = {k: getattr(args, k) for k in SIM_KNOBS if getattr(args, k) is not None}
     sim = Sim(**knobs) if knobs or args.simulate else None
     stop = threading.Event()
