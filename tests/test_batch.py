@@ -161,6 +161,35 @@ def test_a_host_that_cannot_be_reached_is_left_out(fake_ollama: FakeOllama) -> N
     assert "left out of this run" in result.stderr
 
 
+def test_quiet_keeps_the_line_saying_a_host_is_left_out(fake_ollama: FakeOllama) -> None:
+    dead = f"http://127.0.0.1:{closed_port()}"
+    result = batch([dead, fake_ollama.url], "-m", "llama3.1", "-q", input=prompts(1))
+    assert result.exit_code == 0
+    assert "left out of this run" in result.stderr and dead.removeprefix("http://") in result.stderr
+    assert "batch:" not in result.stderr  # -q silences the summary only
+
+
+def test_no_host_reachable_creates_no_output_file(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    dead = f"http://127.0.0.1:{closed_port()}"
+    result = batch([dead], "-m", "llama3.1", "--output", str(out), input=prompts(1))
+    assert result.exit_code == 3
+    assert not out.exists()
+    out.write_bytes(b"")  # one that was there stays, as it was
+    assert batch([dead], "-m", "llama3.1", "--output", str(out), input=prompts(1)).exit_code == 3
+    assert out.read_bytes() == b""
+
+
+def test_an_unreadable_input_creates_no_output_file(
+    fake_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    missing = str(tmp_path / "missing.jsonl")
+    result = batch([fake_ollama.url], "-m", "llama3.1", "--output", str(out), missing)
+    assert result.exit_code == 2
+    assert not out.exists()
+
+
 def test_two_models_on_four_hosts_never_swap(fake_fleet: Any) -> None:
     sims = [
         Sim(token_rate=20000, reply_tokens=(5, 10), models=("a", "b"), loaded=(m,), load_time=0.05)

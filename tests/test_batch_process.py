@@ -177,3 +177,44 @@ def test_a_terminal_stderr_shows_live_progress_per_host(fake_fleet: Any, tmp_pat
     assert all(url.removeprefix("http://") in text for url in fleet.urls)
     assert screen.count(b"\x1b[?25l") == screen.count(b"\x1b[?25h") == 1  # cursor given back
     assert "batch: 8 succeeded, 0 failed, 0 skipped" in text.splitlines()[-1]
+
+
+def _on_a_terminal(args: list[str], fleet: Fleet, *, stdout_too: bool) -> tuple[int, bytes]:
+    """Run `ostream batch args` with stderr (and stdout) a pty; (status, what it showed)."""
+    master, slave = pty.openpty()
+    proc = spawn(
+        ["batch", *args],
+        "",
+        env={**env_hosts(fleet), "COLUMNS": "80"},
+        stdout=slave if stdout_too else subprocess.DEVNULL,
+        stderr=slave,
+    )
+    os.close(slave)
+    try:
+        screen = drain_pty(master)
+    finally:
+        proc.wait(timeout=60)
+    return proc.returncode, screen
+
+
+def test_results_on_the_terminal_have_no_live_display_drawn_into_them(
+    fake_fleet: Any, tmp_path: Path
+) -> None:
+    fleet: Fleet = fake_fleet(2, Sim(token_rate=200, reply_tokens=(40, 40)))
+    jobs = tmp_path / "jobs.jsonl"
+    ids = write_jobs(jobs, 8)
+    status, screen = _on_a_terminal(["-m", "llama3.1", str(jobs)], fleet, stdout_too=True)
+    assert status == 0
+    assert b"\x1b" not in screen  # no cursor movement, no frames: the lines as written
+    shown = screen.replace(b"\r\n", b"\n").splitlines()
+    assert [json.loads(line)["custom_id"] for line in shown[:-1]] == ids
+    assert b"batch: 8 succeeded, 0 failed, 0 skipped" in shown[-1]
+
+
+def test_quiet_shows_no_live_display(fake_fleet: Any, tmp_path: Path) -> None:
+    fleet: Fleet = fake_fleet(1, Sim(token_rate=200, reply_tokens=(40, 40)))
+    jobs = tmp_path / "jobs.jsonl"
+    write_jobs(jobs, 4)
+    args = ["-m", "llama3.1", "-q", "--output", str(tmp_path / "out.jsonl"), str(jobs)]
+    status, screen = _on_a_terminal(args, fleet, stdout_too=False)
+    assert (status, screen) == (0, b"")
