@@ -158,21 +158,10 @@ def test_a_terminal_stderr_shows_live_progress_per_host(fake_fleet: Any, tmp_pat
     fleet: Fleet = fake_fleet(2, Sim(token_rate=200, reply_tokens=(40, 40)))
     jobs = tmp_path / "jobs.jsonl"
     write_jobs(jobs, 8)
-    master, slave = pty.openpty()
-    proc = spawn(
-        ["batch", "-m", "llama3.1", "--output", str(tmp_path / "out.jsonl"), str(jobs)],
-        "",
-        env={**env_hosts(fleet), "COLUMNS": "100"},
-        stdout=subprocess.DEVNULL,
-        stderr=slave,
-    )
-    os.close(slave)
-    try:
-        screen = drain_pty(master)
-    finally:
-        proc.wait(timeout=60)
+    args = ["-m", "llama3.1", "--output", str(tmp_path / "out.jsonl"), str(jobs)]
+    status, screen = _on_a_terminal(args, fleet, stdout_too=False)
     text = screen.decode("utf-8", "replace")
-    assert proc.returncode == 0
+    assert status == 0
     assert "1 in flight" in text and "done" in text and "tokens/s" in text
     assert all(url.removeprefix("http://") in text for url in fleet.urls)
     assert screen.count(b"\x1b[?25l") == screen.count(b"\x1b[?25h") == 1  # cursor given back
@@ -185,7 +174,7 @@ def _on_a_terminal(args: list[str], fleet: Fleet, *, stdout_too: bool) -> tuple[
     proc = spawn(
         ["batch", *args],
         "",
-        env={**env_hosts(fleet), "COLUMNS": "80"},
+        env={**env_hosts(fleet), "COLUMNS": "100"},
         stdout=slave if stdout_too else subprocess.DEVNULL,
         stderr=slave,
     )
