@@ -15,9 +15,10 @@ once per prompt) and Preset.turn (both, for one request).
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,9 +156,9 @@ def parse_vars(pairs: list[str], environ: Mapping[str, str]) -> dict[str, str]:
 
 def parse_preset(source: str, name: str, path: Path) -> Preset:
     """A preset from its file's text; a bad front matter is a usage error."""
-    front, body = _split(source)
-    body = body.rstrip("\n")  # a file's last newline is not part of the prompt
     where = f"preset {path}"
+    front, body = _split(source.replace("\r\n", "\n"), where)  # CRLF files read as LF
+    body = body.rstrip("\n")  # a file's last newline is not part of the prompt
     preset = Preset(name, path, body)
     for number, line in front:
         if not line.strip() or line.lstrip().startswith("#"):
@@ -181,8 +182,9 @@ def parse_preset(source: str, name: str, path: Path) -> Preset:
     return preset
 
 
-def _split(source: str) -> tuple[list[tuple[int, str]], str]:
-    """(numbered front-matter lines, body). No closing `---`: all of it is the body."""
+def _split(source: str, where: str) -> tuple[list[tuple[int, str]], str]:
+    """(numbered front-matter lines, body). A front matter without its closing `---`
+    is a usage error: taking it all for the body would send the settings as a prompt."""
     lines = source.splitlines(keepends=True)
     if not lines or lines[0].rstrip() != "---":
         return [], source
@@ -190,7 +192,7 @@ def _split(source: str) -> tuple[list[tuple[int, str]], str]:
         if lines[index].rstrip() == "---":
             front = [(n + 2, line.rstrip("\r\n")) for n, line in enumerate(lines[1:index])]
             return front, "".join(lines[index + 1 :]).lstrip("\n")
-    return [], source
+    raise UsageError(f"{where}: the front matter begun by `---` on line 1 has no closing `---`")
 
 
 def _value(raw: str) -> Any:
@@ -203,12 +205,20 @@ def _value(raw: str) -> Any:
 
 
 def _check(key: str, value: Any, where: str) -> None:
-    """The value a key takes, checked by the option's own rules."""
+    """The value a key takes, checked by the option's own rules; a message names the
+    file, the line and the key (`think:`, not the option `--think`)."""
     from ostream import options
 
     def need(ok: bool, what: str) -> None:
         if not ok:
-            raise UsageError(f"{where}: {key} takes {what}, not {value!r}")
+            shown = json.dumps(value, ensure_ascii=False)
+            raise UsageError(f"{where}: {key} takes {what}, not {shown}")
+
+    def parsed(parse: Callable[[str], object]) -> None:
+        try:
+            parse(str(value))
+        except UsageError as exc:
+            raise UsageError(f"{where}: {exc.message.replace(f'--{key}', key, 1)}") from None
 
     if key in ("model", "system", "description"):
         need(isinstance(value, str) and bool(value), "text")
@@ -219,19 +229,37 @@ def _check(key: str, value: Any, where: str) -> None:
     elif key == "think":
         if not isinstance(value, bool):
             need(isinstance(value, str), "true, false or a level")
-            options.parse_think(value)
+            parsed(options.parse_think)
     elif key == "keep-alive":
         need(isinstance(value, (str, int, float)) and not isinstance(value, bool), "a duration")
-        options.parse_keep_alive(str(value))
+        parsed(options.parse_keep_alive)
     elif key == "tools":
         need(isinstance(value, list), "a JSON array of tool schemas")
     elif key == "vars":
         need(
-            isinstance(value, dict)
-            and all(_VAR_NAME.fullmatch(k) and k not in INPUTS for k in value)
-            and all(v is None or isinstance(v, str) for v in value.values()),
+            isinstance(value, dict),
             'a JSON object of names to defaults (null: required), like {"lang": "French"}',
         )
+        _check_vars(value, where)
+
+
+def _check_vars(declared: dict[str, Any], where: str) -> None:
+    for name, default in declared.items():
+        if name in INPUTS:
+            raise UsageError(
+                f"{where}: vars: the name {name!r} is reserved ({{{{input}}}}, {{{{stdin}}}} "
+                "and {{args}} are the input itself); choose another"
+            )
+        if not _VAR_NAME.fullmatch(name):
+            raise UsageError(
+                f"{where}: vars: {json.dumps(name, ensure_ascii=False)} is not a var name "
+                "(a letter or _, then letters, digits, _ or -)"
+            )
+        if default is not None and not isinstance(default, str):
+            shown = json.dumps(default, ensure_ascii=False)
+            raise UsageError(
+                f"{where}: vars: {name} takes a text default or null (required), not {shown}"
+            )
 
 
 # --------------------------------------------------------------------------- lookup

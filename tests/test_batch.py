@@ -116,6 +116,48 @@ def test_defaults_fill_what_a_body_leaves_out_and_the_body_wins(fake_ollama: Fak
     assert [r["custom_id"] for r in results(result)] == ["line-1", "line-2"]
 
 
+def test_v1_jobs_get_the_defaults_that_map_to_openai_fields(fake_ollama: FakeOllama) -> None:
+    def request(cid: str, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {"custom_id": cid, "method": "POST", "url": url, "body": body}
+
+    user = [{"role": "user", "content": "Hi"}]
+    jobs = [
+        request("chat", "/v1/chat/completions", {"messages": user}),
+        request("own", "/v1/chat/completions", {
+            "messages": [{"role": "developer", "content": "Mine."}, *user],
+            "temperature": 1, "response_format": {"type": "text"},
+        }),
+        request("text", "/v1/completions", {"prompt": "Hi"}),
+        request("embed", "/v1/embeddings", {"input": "Hi"}),
+    ]  # fmt: skip
+    options = ["-o", "temperature=0.2", "-o", "num_predict=5", "-o", 'stop=["x"]']
+    result = batch(
+        [fake_ollama.url],
+        *["-m", "llama3.1", "-s", "Be brief.", *options, "-o", "num_ctx=99"],
+        *["--format", "json", "--think", "high", "--keep-alive", "5m"],
+        input=lines(*jobs),
+    )
+    assert result.exit_code == 0, result.stderr
+    v1 = [r for r in fake_ollama.requests if r.path.startswith("/v1/")]
+    sent = {r.path + str(r.json.get("temperature")): r.json for r in v1}
+    chat = sent["/v1/chat/completions0.2"]
+    assert chat == {
+        "messages": [{"role": "system", "content": "Be brief."}, *user],
+        "model": "llama3.1",
+        "temperature": 0.2,
+        "max_tokens": 5,
+        "stop": ["x"],
+        "response_format": {"type": "json_object"},
+    }
+    own = sent["/v1/chat/completions1"]  # the body wins; its developer message is the system
+    assert own["messages"][0] == {"role": "developer", "content": "Mine."}
+    assert own["response_format"] == {"type": "text"} and own["max_tokens"] == 5
+    text = sent["/v1/completions0.2"]
+    assert text == {"prompt": "Hi", "model": "llama3.1", "temperature": 0.2, "max_tokens": 5,
+                    "stop": ["x"]}  # fmt: skip
+    assert sent["/v1/embeddingsNone"] == {"input": "Hi", "model": "llama3.1"}
+
+
 def test_text_lines_are_prompts(fake_ollama: FakeOllama) -> None:
     result = batch([fake_ollama.url], "--text", "-m", "llama3.1", input="one\n\ntwo\r\n")
     out = results(result)
@@ -159,6 +201,35 @@ def test_a_host_that_cannot_be_reached_is_left_out(fake_ollama: FakeOllama) -> N
     assert result.exit_code == 0
     assert {r["host"] for r in results(result)} == {fake_ollama.url}
     assert "left out of this run" in result.stderr
+
+
+def test_quiet_keeps_the_line_saying_a_host_is_left_out(fake_ollama: FakeOllama) -> None:
+    dead = f"http://127.0.0.1:{closed_port()}"
+    result = batch([dead, fake_ollama.url], "-m", "llama3.1", "-q", input=prompts(1))
+    assert result.exit_code == 0
+    assert "left out of this run" in result.stderr and dead.removeprefix("http://") in result.stderr
+    assert "batch:" not in result.stderr  # -q silences the summary only
+
+
+def test_no_host_reachable_creates_no_output_file(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    dead = f"http://127.0.0.1:{closed_port()}"
+    result = batch([dead], "-m", "llama3.1", "--output", str(out), input=prompts(1))
+    assert result.exit_code == 3
+    assert not out.exists()
+    out.write_bytes(b"")  # one that was there stays, as it was
+    assert batch([dead], "-m", "llama3.1", "--output", str(out), input=prompts(1)).exit_code == 3
+    assert out.read_bytes() == b""
+
+
+def test_an_unreadable_input_creates_no_output_file(
+    fake_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    missing = str(tmp_path / "missing.jsonl")
+    result = batch([fake_ollama.url], "-m", "llama3.1", "--output", str(out), missing)
+    assert result.exit_code == 2
+    assert not out.exists()
 
 
 def test_two_models_on_four_hosts_never_swap(fake_fleet: Any) -> None:

@@ -128,7 +128,12 @@ def test_embed_and_openai_urls_take_only_the_defaults_they_understand() -> None:
         defaults=defaults,
     )
     assert embed.body == {"input": "x", "model": "m", "options": {"seed": 1}, "keep_alive": "5m"}
-    assert v1.body == {"messages": [], "model": "m"}
+    assert v1.body == {  # what maps to OpenAI's fields; no think, no keep_alive
+        "messages": [{"role": "system", "content": "S"}],
+        "model": "m",
+        "seed": 1,
+        "response_format": {"type": "json_object"},
+    }
 
 
 @pytest.mark.parametrize(

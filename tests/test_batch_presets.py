@@ -149,12 +149,22 @@ def test_the_command_line_wins_over_the_preset_over_ostream_model(
     assert body["options"] == {"temperature": 0.2, "seed": 9}  # -o key by key
 
 
-def test_openai_urls_take_only_the_presets_model(fake_ollama: FakeOllama, presets: Path) -> None:
+def test_openai_urls_take_from_the_preset_what_maps_to_openai_fields(
+    fake_ollama: FakeOllama, presets: Path
+) -> None:
     job = {"url": "/v1/chat/completions", "body": {"messages": [{"role": "user", "content": "x"}]}}
     result = batch(
         fake_ollama, presets, "--dry-run", "-p", "terse", "--var", "tone=x", input=lines(job)
     )
-    assert shown(result)[0]["body"] == {**job["body"], "model": "preset-model"}
+    system = {"role": "system", "content": "Answer in a x tone. {{not_a_var}} and $HOME stay."}
+    # As the command line's defaults: model, the system prompt, temperature and seed;
+    # think and keep_alive have no OpenAI field.
+    assert shown(result)[0]["body"] == {
+        "messages": [system, *job["body"]["messages"]],
+        "model": "preset-model",
+        "temperature": 0.2,
+        "seed": 7,
+    }
 
 
 def test_text_lines_are_rendered_by_a_prompt_preset(fake_ollama: FakeOllama, presets: Path) -> None:

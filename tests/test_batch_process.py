@@ -158,12 +158,24 @@ def test_a_terminal_stderr_shows_live_progress_per_host(fake_fleet: Any, tmp_pat
     fleet: Fleet = fake_fleet(2, Sim(token_rate=200, reply_tokens=(40, 40)))
     jobs = tmp_path / "jobs.jsonl"
     write_jobs(jobs, 8)
+    args = ["-m", "llama3.1", "--output", str(tmp_path / "out.jsonl"), str(jobs)]
+    status, screen = _on_a_terminal(args, fleet, stdout_too=False)
+    text = screen.decode("utf-8", "replace")
+    assert status == 0
+    assert "1 in flight" in text and "done" in text and "tokens/s" in text
+    assert all(url.removeprefix("http://") in text for url in fleet.urls)
+    assert screen.count(b"\x1b[?25l") == screen.count(b"\x1b[?25h") == 1  # cursor given back
+    assert "batch: 8 succeeded, 0 failed, 0 skipped" in text.splitlines()[-1]
+
+
+def _on_a_terminal(args: list[str], fleet: Fleet, *, stdout_too: bool) -> tuple[int, bytes]:
+    """Run `ostream batch args` with stderr (and stdout) a pty; (status, what it showed)."""
     master, slave = pty.openpty()
     proc = spawn(
-        ["batch", "-m", "llama3.1", "--output", str(tmp_path / "out.jsonl"), str(jobs)],
+        ["batch", *args],
         "",
         env={**env_hosts(fleet), "COLUMNS": "100"},
-        stdout=subprocess.DEVNULL,
+        stdout=slave if stdout_too else subprocess.DEVNULL,
         stderr=slave,
     )
     os.close(slave)
@@ -171,9 +183,27 @@ def test_a_terminal_stderr_shows_live_progress_per_host(fake_fleet: Any, tmp_pat
         screen = drain_pty(master)
     finally:
         proc.wait(timeout=60)
-    text = screen.decode("utf-8", "replace")
-    assert proc.returncode == 0
-    assert "1 in flight" in text and "done" in text and "tokens/s" in text
-    assert all(url.removeprefix("http://") in text for url in fleet.urls)
-    assert screen.count(b"\x1b[?25l") == screen.count(b"\x1b[?25h") == 1  # cursor given back
-    assert "batch: 8 succeeded, 0 failed, 0 skipped" in text.splitlines()[-1]
+    return proc.returncode, screen
+
+
+def test_results_on_the_terminal_have_no_live_display_drawn_into_them(
+    fake_fleet: Any, tmp_path: Path
+) -> None:
+    fleet: Fleet = fake_fleet(2, Sim(token_rate=200, reply_tokens=(40, 40)))
+    jobs = tmp_path / "jobs.jsonl"
+    ids = write_jobs(jobs, 8)
+    status, screen = _on_a_terminal(["-m", "llama3.1", str(jobs)], fleet, stdout_too=True)
+    assert status == 0
+    assert b"\x1b" not in screen  # no cursor movement, no frames: the lines as written
+    shown = screen.replace(b"\r\n", b"\n").splitlines()
+    assert [json.loads(line)["custom_id"] for line in shown[:-1]] == ids
+    assert b"batch: 8 succeeded, 0 failed, 0 skipped" in shown[-1]
+
+
+def test_quiet_shows_no_live_display(fake_fleet: Any, tmp_path: Path) -> None:
+    fleet: Fleet = fake_fleet(1, Sim(token_rate=200, reply_tokens=(40, 40)))
+    jobs = tmp_path / "jobs.jsonl"
+    write_jobs(jobs, 4)
+    args = ["-m", "llama3.1", "-q", "--output", str(tmp_path / "out.jsonl"), str(jobs)]
+    status, screen = _on_a_terminal(args, fleet, stdout_too=False)
+    assert (status, screen) == (0, b"")

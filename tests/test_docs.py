@@ -482,6 +482,32 @@ def test_readme_example_runs(readme_runs: dict[int, Run], line: int, info: str, 
         assert _expected_output(code) in run.out, shown
 
 
+# Result lines as a batch writes them, one whose failed job has a body that was not JSON.
+BATCH_RESULTS = """\
+{"id":"a","custom_id":"ok","response":{"status_code":200,"body":{"response":"Red.","eval_count":3}},"error":null,"host":"h1","attempts":1}
+{"id":"b","custom_id":"chat","response":{"status_code":200,"body":{"message":{"role":"assistant","content":"Hi."},"eval_count":2}},"error":null,"host":"h2","attempts":1}
+{"id":"c","custom_id":"proxy","response":{"status_code":502,"body":"<html>Bad gateway</html>"},"error":{"code":"server_error","message":"502"},"host":"h1","attempts":3}
+{"id":"d","custom_id":"bad","response":null,"error":{"code":"invalid_request","message":"no"},"host":null,"attempts":0}
+"""  # noqa: E501
+JQ_RECIPES = [
+    line
+    for _, _, code in SH_BLOCKS
+    for line in code.splitlines()
+    if line.startswith("jq ") and "results.jsonl" in line
+]
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed")
+@pytest.mark.parametrize("recipe", JQ_RECIPES)
+def test_readme_jq_recipes_survive_a_body_that_is_not_json(tmp_path: Path, recipe: str) -> None:
+    (tmp_path / "results.jsonl").write_text(BATCH_RESULTS)
+    result = subprocess.run(
+        ["bash", "-c", recipe], cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    assert (result.returncode, result.stderr) == (0, ""), recipe
+    assert result.stdout.strip(), recipe
+
+
 def test_try_it_without_ollama_shows_what_it_says(readme_runs: dict[int, Run]) -> None:
     """The demo starts its own fake: a streamed answer, then Ctrl-C, `| head`, a missing model."""
     [line] = [n for n, _, code in SH_BLOCKS if "python3 -m ostream.testing" in code]

@@ -64,9 +64,47 @@ def test_front_matter_values_are_json_when_they_parse() -> None:
     assert (preset.description, preset.body, preset.kind) == ("Sums up", "Be brief.", "system")
 
 
-def test_no_front_matter_and_an_unclosed_one_are_all_body() -> None:
+def test_no_front_matter_is_all_body() -> None:
     assert parse_preset("Be brief.\n", "p", Path("p")).body == "Be brief."
-    assert parse_preset("---\nnot: closed\n", "p", Path("p")).body == "---\nnot: closed"
+
+
+def test_an_unclosed_front_matter_is_exit_2_naming_the_file(
+    fake_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "open.md", "---\nmodel: llama3.1\nBe brief.\n")
+    result = invoke(fake_ollama, "generate", "-p", str(path), "hi")
+    assert result.exit_code == 2
+    assert f"preset {path}: " in result.stderr and "no closing `---`" in result.stderr
+    assert not fake_ollama.requests
+
+
+def test_a_crlf_file_reads_as_lf() -> None:
+    front = parse_preset('---\r\nsystem: "Be brief."\r\n---\r\n', "p", Path("p.md"))
+    assert front.settings == {"system": "Be brief."}
+    body = parse_preset("---\r\nmodel: m\r\n---\r\nBe brief.\r\nNo lists.\r\n", "p", Path("p"))
+    assert body.body == "Be brief.\nNo lists."
+    assert body.system_prompt({}) == "Be brief.\nNo lists."
+
+
+@pytest.mark.parametrize(
+    ("front", "message"),
+    [
+        ("think: yes", "p.md:3: think takes true, false, low, medium, high, max; not 'yes'"),
+        ("keep-alive: soon", "p.md:3: keep-alive takes a duration"),
+        ('vars: {"input": "x"}', "p.md:3: vars: the name 'input' is reserved"),
+        ('vars: {"stdin": null}', "p.md:3: vars: the name 'stdin' is reserved"),
+        ('vars: {"a b": null}', 'p.md:3: vars: "a b" is not a var name'),
+        ('vars: {"lang": 3}', "p.md:3: vars: lang takes a text default or null"),
+    ],
+)
+def test_a_bad_value_names_the_file_the_line_and_the_key(
+    fake_ollama: FakeOllama, tmp_path: Path, front: str, message: str
+) -> None:
+    path = write(tmp_path / "p.md", f"---\nmodel: llama3.1\n{front}\n---\nBody {{{{input}}}}\n")
+    result = invoke(fake_ollama, "generate", "-p", str(path), "hi")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"ostream: error: preset {tmp_path}/{message}")
+    assert "--" not in result.stderr and "{'" not in result.stderr  # the key, JSON, no repr
 
 
 @pytest.mark.parametrize(
@@ -75,9 +113,9 @@ def test_no_front_matter_and_an_unclosed_one_are_all_body() -> None:
         ("colour: red", "unknown key 'colour'"),
         ("just words", "not `key: value`"),
         ("options: [1]", "options takes a JSON object"),
-        ("think: very", "--think takes"),
-        ("keep-alive: soon", "--keep-alive takes"),
-        ('vars: {"input": null}', "vars takes"),
+        ("think: very", "think takes"),
+        ("keep-alive: soon", "keep-alive takes"),
+        ('vars: {"input": null}', "reserved"),
         ("vars: lang", "vars takes"),
         ("format: yaml", "format takes json"),
         ("system: Two\n", "both the body and `system:`"),

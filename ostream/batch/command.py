@@ -216,7 +216,7 @@ def _same_file(a: Any, b: int) -> bool:
     return (one.st_dev, one.st_ino) == (two.st_dev, two.st_ino)
 
 
-def _reach(env: Environment, hosts: list[Host], connection: Connection, quiet: bool) -> list[Any]:
+def _reach(env: Environment, hosts: list[Host], connection: Connection) -> list[Any]:
     """Read /api/tags and /api/ps from every host; the hosts that answered, as HostStates."""
     from ostream import fleet
     from ostream.batch.scheduler import HostState, model_key
@@ -227,7 +227,7 @@ def _reach(env: Environment, hosts: list[Host], connection: Connection, quiet: b
     states = []
     for answer, running in zip(tags, loaded, strict=True):
         if answer.failure is not None:
-            if len(hosts) > 1 and not quiet:
+            if len(hosts) > 1:  # a warning, not the summary: -q keeps it
                 message = answer.failure.message or answer.failure.kind
                 if answer.host.url not in message:
                     message = f"{answer.host.label}: {message}"
@@ -276,7 +276,7 @@ def run_batch(
         with _reading(env, settings, defaults, done, shard) as (source, reader):
             if settings.output is not None and _same_file(source, sink.fd):
                 raise UsageError(f"--output {settings.output} is INPUT itself")
-            states = _reach(env, hosts, connection, settings.quiet)
+            states = _reach(env, hosts, connection)
             for state in states:
                 state.slots = slots[state.host.url]
             out = _Output(Reorder(ordered=not settings.unordered), sink, settings.output)
@@ -284,13 +284,17 @@ def run_batch(
             once = dataclasses.replace(connection, retries=0)  # the scheduler retries elsewhere
             scheduler = Scheduler(states, once.client, out.emit, retries=settings.retries)
             counts = Counts(reader, scheduler)
-            live = Live(counts, env.stderr, color=env.color) if env.stderr_tty else None
+            live = Live(counts, env.stderr, color=env.color) if _live(env, settings, sink) else None
             with live if live is not None else contextlib.nullcontext():
                 _dispatch(scheduler, reader, out, counts, hosts)
         if not settings.quiet:
             write_stderr(env, f"ostream: {counts.summary()}\n")
         if counts.failed:
             raise Stop(ExitCode.SERVER_ERROR)
+    except (UsageError, Failed):  # before any job ran (a bad INPUT, no server)
+        if settings.output is not None:
+            sink.discard()  # so a file this run created is not left behind
+        raise
     finally:
         sink.close()
 
@@ -340,6 +344,13 @@ def _done_already(path: str) -> IdSet | None:
         return scan(fd, repair=False).done if stat.S_ISREG(os.fstat(fd).st_mode) else None
     finally:
         os.close(fd)
+
+
+def _live(env: Environment, settings: Settings, sink: Any) -> bool:
+    """The live display: on a terminal stderr, unless -q, and not when the result lines
+    go to a terminal too (the display would be drawn over them and into them)."""
+    to_terminal = env.stdout_tty if settings.output is None else os.isatty(sink.fd)
+    return env.stderr_tty and not settings.quiet and not to_terminal
 
 
 class _Output:
@@ -480,7 +491,12 @@ def register(app: typer.Typer, run: Run) -> None:
             ),
         ] = "2",
         quiet: Annotated[
-            bool, typer.Option("-q", "--quiet", help="No summary line at the end.")
+            bool,
+            typer.Option(
+                "-q",
+                "--quiet",
+                help="No summary line at the end and no live display (warnings stay).",
+            ),
         ] = False,
         dry: Annotated[
             bool,

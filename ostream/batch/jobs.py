@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ostream.batch.ids import IdSet, id_hash
+from ostream.batch.openai import fill_openai
 from ostream.batch.shard import Shard
 from ostream.jsontext import strict_json
 from ostream.ndjson import excerpt
@@ -33,10 +34,8 @@ class Defaults:
     The body always wins; `options` merge key by key. Which endpoint takes which:
     /api/generate all six (`system` as `system`); /api/chat all six (`system` as a
     first system message, only when the messages hold none) and `tools` (a
-    preset's, -p); /api/embed `model`,
-    `options`, `keep_alive`; /v1/* only `model`, because the OpenAI endpoints name
-    the rest differently (temperature, response_format, reasoning_effort...) and
-    have no keep_alive: such a body says them itself.
+    preset's, -p); /api/embed `model`, `options`, `keep_alive`; /v1/* `model`, and
+    what maps to a field of OpenAI's (openai.py says which).
     """
 
     model: str | None = None
@@ -200,6 +199,7 @@ def fill(url: str, body: dict[str, Any], defaults: Defaults) -> None:
     """Put the defaults into `body` where it has none (Defaults says which, where)."""
     _set(body, "model", defaults.model)
     if url.startswith("/v1/"):
+        fill_openai(url, body, defaults)
         return
     if defaults.options:
         options = body.get("options")

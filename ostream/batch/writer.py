@@ -42,6 +42,7 @@ class ResultWriter:
         self._unsynced = 0
         self._synced_at = clock()
         self.lines = 0
+        self.created: str | None = None  # the path, when open_output created the file
 
     def write(self, line: bytes) -> None:
         """One whole line (newline included) in one write(2). A short write (a full
@@ -67,6 +68,20 @@ class ResultWriter:
         self._unsynced = 0
         self._synced_at = self._clock()
 
+    def discard(self) -> None:
+        """Remove the file when open_output created it and no line was written to it
+        (a run that never got to run: no server, a bad INPUT); while still open, so
+        still locked, and only if the path is still this file."""
+        if self.created is None or self.lines:
+            return
+        try:
+            here, there = os.stat(self.created), os.fstat(self.fd)
+            if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino):
+                os.unlink(self.created)
+        except OSError:
+            pass  # gone or not ours to remove: nothing to tidy
+        self.created = None
+
     def close(self) -> None:
         """The final fsync, and close the descriptor when it was opened here."""
         try:
@@ -85,10 +100,16 @@ def open_output(
     appended to. An unopenable file, or one another run is writing (an
     exclusive flock, held until close), is a usage error (exit 2): two runs
     appending to one file would each take the other's line in progress for a
-    torn one."""
-    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+    torn one. A file created here is removed again by ResultWriter.discard when the
+    run fails before writing to it."""
+    flags = os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+    created = True
     try:
-        fd = os.open(path, flags, 0o666)
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:  # (or a dangling symlink, created through as before)
+            created = False
+            fd = os.open(path, flags | os.O_CREAT, 0o666)
     except OSError as exc:
         raise UsageError(f"--output: cannot open {path}: {exc.strerror or exc}") from None
     try:
@@ -97,6 +118,7 @@ def open_output(
             _lock(fd, path)
         resume = scan(fd) if regular else Resume()
         writer = ResultWriter(fd, owns_fd=True, sync_lines=sync_lines, sync_seconds=sync_seconds)
+        writer.created = path if created else None
     except BaseException:
         os.close(fd)
         raise
