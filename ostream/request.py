@@ -32,27 +32,41 @@ def common_body(
     keep_alive: str | None,
     preset: Preset | None = None,
 ) -> dict[str, Any]:
-    from ostream import options as parse
-
     name = model or (preset and preset.settings.get("model")) or env.environ.get("OSTREAM_MODEL")
     if not name:
         raise UsageError("no model: pass -m NAME or set OSTREAM_MODEL")
     body: dict[str, Any] = {"model": argument_text(name, "the model name"), "stream": True}
-    if options:
-        body["options"] = parse.parse_options(
-            [argument_text(o, f"-o {o.partition('=')[0]}") for o in options]
-        )
-    if fmt is not None:
-        body["format"] = parse.parse_format(
-            fmt if fmt.startswith("@") else argument_text(fmt, "--format"), env.environ
-        )
-    if think is not None:
-        body["think"] = parse.parse_think(think)
-    if keep_alive is not None:
-        body["keep_alive"] = parse.parse_keep_alive(keep_alive)
+    body.update(given_fields(env, options, fmt, think, keep_alive))
     if preset is not None:
         preset.apply_defaults(body, tools=False)
     return body
+
+
+def given_fields(
+    env: Environment,
+    options: list[str] | None,
+    fmt: str | None,
+    think: str | None,
+    keep_alive: str | None,
+) -> dict[str, Any]:
+    """The request fields -o, --format, --think and --keep-alive give, parsed; only
+    those given (generate, chat and batch's defaults)."""
+    from ostream import options as parse
+
+    fields: dict[str, Any] = {}
+    if options:
+        fields["options"] = parse.parse_options(
+            [argument_text(o, f"-o {o.partition('=')[0]}") for o in options]
+        )
+    if fmt is not None:
+        fields["format"] = parse.parse_format(
+            fmt if fmt.startswith("@") else argument_text(fmt, "--format"), env.environ
+        )
+    if think is not None:
+        fields["think"] = parse.parse_think(think)
+    if keep_alive is not None:
+        fields["keep_alive"] = parse.parse_keep_alive(keep_alive)
+    return fields
 
 
 def prompt(env: Environment, words: list[str] | None, *, use_stdin: bool = True) -> str | None:

@@ -71,9 +71,9 @@ def _defaults(
     values: Mapping[str, str] | None = None,
 ) -> Defaults:
     """The command line's values, else the preset's (-o key by key), else OSTREAM_MODEL."""
-    from ostream import options as parse
     from ostream.arguments import argument_text
     from ostream.batch.jobs import Defaults
+    from ostream.request import given_fields
 
     given = preset.request_fields() if preset is not None else {}
     name = model or given.get("model") or env.environ.get("OSTREAM_MODEL") or None
@@ -81,24 +81,14 @@ def _defaults(
         system = argument_text(system, "-s")
     elif preset is not None:
         system = preset.system_prompt(values or {})
+    fields = given_fields(env, options, fmt, think, keep_alive)
     return Defaults(
         model=argument_text(name, "the model name") if name else None,
         system=system,
-        options={
-            **given.get("options", {}),
-            **parse.parse_options(
-                [argument_text(o, f"-o {o.partition('=')[0]}") for o in options or []]
-            ),
-        },
-        format=given.get("format")
-        if fmt is None
-        else parse.parse_format(
-            fmt if fmt.startswith("@") else argument_text(fmt, "--format"), env.environ
-        ),
-        think=parse.parse_think(think) if think is not None else given.get("think"),
-        keep_alive=parse.parse_keep_alive(keep_alive)
-        if keep_alive is not None
-        else given.get("keep_alive"),
+        options={**given.get("options", {}), **fields.get("options", {})},
+        format=fields.get("format", given.get("format")),
+        think=fields.get("think", given.get("think")),
+        keep_alive=fields.get("keep_alive", given.get("keep_alive")),
         tools=given.get("tools"),
     )
 
