@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import Result
 
-from ostream.batch.command import parse_parallel
+from ostream.batch.run import parse_parallel
 from ostream.errors import UsageError
 from ostream.fleet import Host
 from ostream.testing import FakeOllama, Fleet, Sim
