@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ostream import __version__, fleet_cli, request
+from ostream import __version__, chat_cli, fleet_cli, presets_cli, raw_cli, request
 from ostream.arguments import argument_text
 from ostream.batch import command as batch_command
 from ostream.click_adapter import OstreamGroup
-from ostream.complete import preset_words
 from ostream.environment import Environment
 from ostream.errors import FAILURES, ExitCode, UsageError
 from ostream.guard import Action, conclude, execute
@@ -28,7 +25,6 @@ from ostream.params import (
     Images,
     Jsonl,
     KeepAlive,
-    MessageWords,
     Model,
     ModelOptions,
     OutputFile,
@@ -106,13 +102,6 @@ def _run(ctx: typer.Context, action: Action) -> None:
         raise typer.Exit(int(code))
 
 
-def _dry_run(writer: Writer, target: Any, path: str, body: Any, method: str = "POST") -> None:
-    from ostream.client import Client
-    from ostream.dryrun import show_request
-
-    show_request(writer, method, Client(target.host.url).url(path), body)
-
-
 @app.command()
 def generate(
     ctx: typer.Context,
@@ -179,7 +168,9 @@ def generate(
             dry_run=dry_run,
         ) as out:
             if dry_run:
-                return _dry_run(out, target, "/api/generate", body)
+                from ostream.dryrun import show_target_request
+
+                return show_target_request(out, target, "/api/generate", body)
             stream_answer(
                 target,
                 "generate",
@@ -194,265 +185,9 @@ def generate(
     _run(ctx, action)
 
 
-@app.command()
-def chat(
-    ctx: typer.Context,
-    message: MessageWords = None,
-    preset: PresetName = None,
-    var: PresetVars = None,
-    model: Model = None,
-    system: System = None,
-    history_name: Annotated[
-        str | None,  # not Path: Path("") would be ".", and the empty name must be refused
-        typer.Option(
-            "--history",
-            metavar="FILE",
-            help="JSONL conversation: sent first; the new turn is appended once it completes.",
-        ),
-    ] = None,
-    continue_last: Annotated[
-        bool,
-        typer.Option(
-            "-c",
-            "--continue",
-            help="Continue the last chat run without --history (kept unless OSTREAM_NOHISTORY).",
-        ),
-    ] = False,
-    messages: Annotated[
-        str | None,
-        typer.Option(
-            "--messages",
-            metavar="FILE",
-            help="A whole conversation (JSONL or JSON array; - for stdin), sent as it is.",
-        ),
-    ] = None,
-    tools: Annotated[
-        Path | None,
-        typer.Option(
-            "--tools", metavar="FILE", help="JSON array of tool schemas the model may call."
-        ),
-    ] = None,
-    option: ModelOptions = None,
-    format: Format = None,
-    think: Think = None,
-    hide_thinking: HideThinking = False,
-    keep_alive: KeepAlive = None,
-    image: Images = None,
-    jsonl: Jsonl = False,
-    verbose: Verbose = False,
-    host: Host = None,
-    timeout: TimeoutSeconds = None,
-    retries: Retries = "2",
-    resume: Resume = False,
-    interactive: Annotated[
-        bool,
-        typer.Option(
-            "-i",
-            "--interactive",
-            help="Talk on a terminal: a prompt for each turn, slash commands (/help);"
-            " MESSAGE, if given, is the first turn.",
-        ),
-    ] = False,
-    output: OutputFile = None,
-    extract: Extract = False,
-    extract_last: ExtractLast = False,
-    dry_run: DryRun = False,
-) -> None:
-    """Stream the reply to one chat turn (POST /api/chat).
-
-    The MESSAGE words (and piped stdin, first) form the user message; with -i,
-    an interactive conversation on a terminal.
-    """
-
-    def action(env: Environment, writer: Writer) -> None:
-        from ostream import lastchat
-        from ostream.conversation import load_conversation, user_turn
-        from ostream.history import save_turn
-        from ostream.inputs import load_tools, read_images
-        from ostream.run import stream_answer
-
-        if interactive and not (env.stdin_tty and env.stdout_tty):
-            raise UsageError("-i needs a terminal on stdin and stdout")
-        if interactive and jsonl:
-            raise UsageError("-i shows text: --jsonl cannot be used with it")
-        request.check_resume(resume, jsonl)
-        if history_name is not None and messages is not None:
-            raise UsageError("--history and --messages cannot be used together")
-        if continue_last and (history_name is not None or messages is not None):
-            raise UsageError("-c continues the last chat: not with --history or --messages")
-        history = lastchat.to_continue(env.environ) if continue_last else None
-        history = history or request.history_path(history_name)
-        images = [str(p) for p in image or []]
-        if "-" in images and messages == "-":
-            raise UsageError("--image - and --messages - cannot both read stdin")
-        target = request.target(env, host, timeout, retries)
-        found = request.load_preset(env, preset, var)
-        body = request.common_body(env, model, option, format, think, keep_alive, found)
-        conversation = load_conversation(messages, history, env.piped_stdin, env.environ)
-        use_stdin = messages != "-" and "-" not in images
-        preset_system = None
-        if found is None:
-            text = request.prompt(env, message, use_stdin=use_stdin)
-        else:
-            preset_system, text = request.preset_turn(env, found, message, var, use_stdin)
-        if interactive:
-            if output is not None or extract or extract_last or dry_run:
-                raise UsageError("-i: --output, -x, --extract-last and --dry-run are for one turn")
-        elif text is None and not conversation:
-            raise UsageError("nothing to send: the conversation is empty and no MESSAGE given")
-        elif text is None and messages is None:
-            raise UsageError("no message: give MESSAGE words or pipe text on stdin")
-        turn = user_turn(text, read_images(images, env.piped_stdin, env.environ) if images else [])
-        if not interactive:
-            prefix = []
-            if system is not None:
-                prefix = [{"role": "system", "content": argument_text(system, "-s")}]
-            elif preset_system is not None:  # sent, never stored: as -s
-                prefix = [{"role": "system", "content": preset_system}]
-            body["messages"] = prefix + conversation + turn
-        if tools is not None:
-            body["tools"] = load_tools(str(tools), env.environ)
-        if found is not None:
-            found.apply_defaults(body, tools=True)
-        if interactive:
-            from ostream.interactive import Settings, interact
-
-            system_prompt = argument_text(system, "-s") if system is not None else preset_system
-            settings = Settings(
-                target,
-                body,
-                system_prompt,
-                show_thinking=not hide_thinking,
-                verbose=verbose,
-                resume=resume,
-            )
-            interact(env, writer, settings, conversation, history, turn)
-            return
-        from ostream.destination import answer_writer
-
-        with answer_writer(
-            writer,
-            output=output,
-            extract=extract,
-            extract_last=extract_last,
-            jsonl=jsonl,
-            dry_run=dry_run,
-        ) as out:
-            if dry_run:
-                return _dry_run(out, target, "/api/chat", body)
-            reply = stream_answer(
-                target,
-                "chat",
-                body,
-                out,
-                jsonl=jsonl,
-                show_thinking=not hide_thinking,
-                keep=history is not None or lastchat.kept(env.environ),
-                verbose=verbose,
-                resume=resume,
-            )
-        if history is not None:
-            save_turn(history, [*turn, reply.message()])
-        else:
-            lastchat.keep(env.environ, [*conversation, *turn, reply.message()])
-
-    _run(ctx, action)
-
-
-@app.command()
-def raw(
-    ctx: typer.Context,
-    path: Annotated[str, typer.Argument(metavar="[PATH]", help="API path.")] = "/api/generate",
-    data: Annotated[
-        str | None,
-        typer.Option(
-            "-d",
-            "--data",
-            metavar="JSON|@FILE|-",
-            help="Request body: inline JSON, @file, or - for stdin (default: piped stdin).",
-        ),
-    ] = None,
-    method: Annotated[
-        str | None,
-        typer.Option(
-            "-X",
-            "--request",
-            metavar="METHOD",
-            help="HTTP method (default: POST with a body, GET without).",
-        ),
-    ] = None,
-    host: Host = None,
-    timeout: TimeoutSeconds = None,
-    retries: Retries = "2",
-    dry_run: DryRun = False,
-) -> None:
-    """Send JSON to any API path, copy the answer to stdout.
-
-    The answer goes to stdout byte for byte, line by line as it arrives.
-    """
-
-    def action(env: Environment, writer: Writer) -> None:
-        from ostream.raw import request_body
-        from ostream.run import raw_request
-
-        target = request.target(env, host, timeout, retries)
-        if data is not None and data != "-" and not data.startswith("@"):
-            body = request_body(argument_text(data, "-d"), env.piped_stdin, env.environ)
-        else:
-            body = request_body(data, env.piped_stdin, env.environ)
-        verb = (method or ("POST" if body is not None else "GET")).upper()
-        if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", verb):
-            raise UsageError(f"-X: {method!r} is not an HTTP method")
-        if dry_run:
-            from ostream.jsontext import strict_json
-
-            shown = strict_json(body.decode("utf-8")) if body is not None else None
-            return _dry_run(writer, target, path, shown, verb)
-        raw_request(target, verb, path, body, writer, method_chosen=method is not None)
-
-    _run(ctx, action)
-
-
-@app.command()
-def presets(
-    ctx: typer.Context,
-    action: Annotated[
-        list[str] | None,
-        typer.Argument(
-            metavar="[show NAME]",
-            show_default=False,
-            help="show NAME: print the preset file NAME (or PATH) as it is.",
-            autocompletion=preset_words,
-        ),
-    ] = None,
-    jsonl: Annotated[
-        bool,
-        typer.Option(
-            "--jsonl", help="One JSON line a preset: name, path, kind, description, vars."
-        ),
-    ] = False,
-) -> None:
-    """List the saved prompts that -p NAME finds, or show one.
-
-    Looked up in the folders of $OSTREAM_PRESETS (colon-separated), then in
-    $XDG_CONFIG_HOME/ostream/presets, as NAME.md or NAME/system.md.
-    """
-
-    def action_(env: Environment, writer: Writer) -> None:
-        from ostream.presets import listing, shown
-
-        words = action or []
-        if not words:
-            for line in listing(env.environ, jsonl=jsonl):
-                writer.line(line)
-        elif words[0] == "show" and len(words) == 2:
-            writer.body(shown(argument_text(words[1], "the preset name"), env.environ))
-        else:
-            raise UsageError("presets takes no argument, or show NAME")
-
-    _run(ctx, action_)
-
-
+chat_cli.register(app, _run)
+raw_cli.register(app, _run)
+presets_cli.register(app, _run)
 fleet_cli.register(app, _run)
 batch_command.register(app, _run)
 

@@ -14,3 +14,12 @@ from ostream.output import Writer
 def show_request(writer: Writer, method: str, url: str, body: Any) -> None:
     """The request as `{"method": ..., "url": ..., "body": ...}` on stdout."""
     writer.line(compact({"method": method, "url": url, "body": body}))
+
+
+def show_target_request(
+    writer: Writer, target: Any, path: str, body: Any, method: str = "POST"
+) -> None:
+    """The request `body` would be sent as to `path` on the target's host."""
+    from ostream.client import Client
+
+    show_request(writer, method, Client(target.host.url).url(path), body)
