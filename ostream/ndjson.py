@@ -9,6 +9,7 @@ from json.scanner import make_scanner
 from typing import Any
 
 from ostream.errors import ProtocolError
+from ostream.jsontext import refuse_constant
 
 EXCERPT = 80
 
@@ -52,12 +53,8 @@ class LineFramer:
         return data
 
 
-def _not_json(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 # Python's json takes NaN, Infinity and -Infinity; a server line holding one is not JSON.
-_STRICT: dict[str, Any] = {"parse_constant": _not_json}
+_STRICT: dict[str, Any] = {"parse_constant": refuse_constant}
 # The C scanner json.loads uses, without its per-call overhead (encoding detection, checks).
 _scan: Callable[[str, int], tuple[Any, int]] = make_scanner(json.JSONDecoder(**_STRICT))  # type: ignore[arg-type]
 _WHITE = b" \t\r\n"  # JSON's white space
