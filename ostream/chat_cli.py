@@ -6,7 +6,6 @@ what cli.py loads already, the rest when the command runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +15,6 @@ from ostream import request
 from ostream.arguments import argument_text
 from ostream.environment import Environment
 from ostream.errors import UsageError
-from ostream.guard import Action
 from ostream.output import Writer
 from ostream.params import (
     DryRun,
@@ -36,13 +34,12 @@ from ostream.params import (
     PresetVars,
     Resume,
     Retries,
+    Run,
     System,
     Think,
     TimeoutSeconds,
     Verbose,
 )
-
-Run = Callable[[typer.Context, Action], None]
 
 
 def register(app: typer.Typer, run: Run) -> None:

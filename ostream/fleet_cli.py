@@ -14,14 +14,12 @@ import typer
 
 from ostream.environment import Environment
 from ostream.errors import Failed, Failure, combine
-from ostream.guard import Action
 from ostream.output import Writer, write_error
-from ostream.params import Retries, TimeoutSeconds
+from ostream.params import Retries, Run, TimeoutSeconds
 
 if TYPE_CHECKING:
     from ostream.fleet import Answer, Connection, Host
 
-Run = Callable[[typer.Context, Action], None]
 
 Hosts = Annotated[
     list[str] | None,

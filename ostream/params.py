@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from ostream.complete import model_names, preset_names, think_values
+from ostream.guard import Action
+
+# How cli.py runs a command's action; each command module's register() is handed one.
+Run = Callable[[typer.Context, Action], None]
 
 
 def _words(name: str, what: str) -> Any:  # typer.Argument is typed as Any

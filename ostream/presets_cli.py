@@ -5,7 +5,6 @@ Registered on the app by cli.py, as fleet_cli registers models/ps/pull.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -14,10 +13,8 @@ from ostream.arguments import argument_text
 from ostream.complete import preset_words
 from ostream.environment import Environment
 from ostream.errors import UsageError
-from ostream.guard import Action
 from ostream.output import Writer
-
-Run = Callable[[typer.Context, Action], None]
+from ostream.params import Run
 
 
 def register(app: typer.Typer, run: Run) -> None:

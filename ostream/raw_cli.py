@@ -6,7 +6,6 @@ Registered on the app by cli.py, as fleet_cli registers models/ps/pull.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -15,11 +14,8 @@ from ostream import request
 from ostream.arguments import argument_text
 from ostream.environment import Environment
 from ostream.errors import UsageError
-from ostream.guard import Action
 from ostream.output import Writer
-from ostream.params import DryRun, Host, Retries, TimeoutSeconds
-
-Run = Callable[[typer.Context, Action], None]
+from ostream.params import DryRun, Host, Retries, Run, TimeoutSeconds
 
 
 def register(app: typer.Typer, run: Run) -> None:

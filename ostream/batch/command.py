@@ -15,7 +15,6 @@ import typer
 from ostream.environment import Environment
 from ostream.errors import UsageError
 from ostream.fleet_cli import Hosts
-from ostream.guard import Action
 from ostream.output import Writer
 from ostream.params import (
     Format,
@@ -24,6 +23,7 @@ from ostream.params import (
     ModelOptions,
     PresetName,
     PresetVars,
+    Run,
     System,
     Think,
     TimeoutSeconds,
@@ -32,8 +32,6 @@ from ostream.params import (
 if TYPE_CHECKING:
     from ostream.batch.jobs import Defaults
     from ostream.presets import Preset
-
-Run = Callable[[typer.Context, Action], None]
 
 
 @dataclass(frozen=True)
